@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Miniport",
+    products: [
+        .executable(name: "miniport", targets: ["miniport"]),
+        .library(name: "NDIS", targets: ["NDIS"]),
+        .library(name: "IGB", targets: ["IGB"]),
+        .library(name: "IGBModel", targets: ["IGBModel"]),
+        .library(name: "Protocols", targets: ["Protocols"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libpci through pkg-config (Debian: libpci-dev).
+        .systemLibrary(
+            name: "CLibPCI",
+            pkgConfig: "libpci",
+            providers: [.apt(["libpci-dev"])]
+        ),
+        // C macros and variadic calls Swift cannot import: VFIO ioctl numbers, ioctl and eventfd wrappers.
+        .target(name: "CShim"),
+        // Register access (volatile MMIO), DMA memory and the PCI-function contract shared by
+        // the VFIO backend, the hardware model and every miniport.
+        .target(
+            name: "DeviceAccess",
+            dependencies: ["CShim"],
+            swiftSettings: [.enableExperimentalFeature("Volatile")]
+        ),
+        .target(name: "PCI", dependencies: ["CLibPCI", "DeviceAccess"]),
+        .target(name: "VFIO", dependencies: ["CShim", "PCI", "DeviceAccess"]),
+        .target(name: "NDIS", dependencies: ["DeviceAccess"]),
+        .target(name: "IGBModel", dependencies: ["DeviceAccess"], path: "Sources/Models/IGB"),
+        .target(name: "IGB", dependencies: ["NDIS", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        .target(name: "Protocols", dependencies: ["NDIS"]),
+        .executableTarget(
+            name: "miniport",
+            dependencies: [
+                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "PCITests", dependencies: ["PCI"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "PCI", "DeviceAccess"]),
+        .testTarget(name: "NDISTests", dependencies: ["NDIS", "DeviceAccess"]),
+        .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
+        .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
+        .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+    ]
+)

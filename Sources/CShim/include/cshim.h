@@ -1,0 +1,32 @@
+#ifndef MINIPORT_CSHIM_H
+#define MINIPORT_CSHIM_H
+#include <linux/vfio.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+
+/* VFIO ioctl request numbers are function-like macros; export them as constants. */
+static const unsigned long MINIPORT_VFIO_GET_API_VERSION = VFIO_GET_API_VERSION;
+static const unsigned long MINIPORT_VFIO_CHECK_EXTENSION = VFIO_CHECK_EXTENSION;
+static const unsigned long MINIPORT_VFIO_SET_IOMMU = VFIO_SET_IOMMU;
+static const unsigned long MINIPORT_VFIO_GROUP_GET_STATUS = VFIO_GROUP_GET_STATUS;
+static const unsigned long MINIPORT_VFIO_GROUP_SET_CONTAINER = VFIO_GROUP_SET_CONTAINER;
+static const unsigned long MINIPORT_VFIO_GROUP_UNSET_CONTAINER = VFIO_GROUP_UNSET_CONTAINER;
+static const unsigned long MINIPORT_VFIO_GROUP_GET_DEVICE_FD = VFIO_GROUP_GET_DEVICE_FD;
+static const unsigned long MINIPORT_VFIO_DEVICE_GET_INFO = VFIO_DEVICE_GET_INFO;
+static const unsigned long MINIPORT_VFIO_DEVICE_GET_REGION_INFO = VFIO_DEVICE_GET_REGION_INFO;
+static const unsigned long MINIPORT_VFIO_DEVICE_GET_IRQ_INFO = VFIO_DEVICE_GET_IRQ_INFO;
+static const unsigned long MINIPORT_VFIO_DEVICE_SET_IRQS = VFIO_DEVICE_SET_IRQS;
+static const unsigned long MINIPORT_VFIO_DEVICE_RESET = VFIO_DEVICE_RESET;
+static const unsigned long MINIPORT_VFIO_IOMMU_GET_INFO = VFIO_IOMMU_GET_INFO;
+static const unsigned long MINIPORT_VFIO_IOMMU_MAP_DMA = VFIO_IOMMU_MAP_DMA;
+static const unsigned long MINIPORT_VFIO_IOMMU_UNMAP_DMA = VFIO_IOMMU_UNMAP_DMA;
+
+/* ioctl with a pointer argument (glibc's is variadic). */
+static inline int miniport_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+/* ioctl with an integer argument. */
+static inline int miniport_ioctl_int(int fd, unsigned long request, unsigned long arg) { return ioctl(fd, request, arg); }
+/* eventfd(2) is not exported by Swift's Glibc module. */
+static inline int miniport_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
+static const int MINIPORT_EFD_CLOEXEC = EFD_CLOEXEC;
+static const int MINIPORT_EFD_NONBLOCK = EFD_NONBLOCK;
+#endif

@@ -1,0 +1,1 @@
+// IGB miniport (issue 7).

@@ -1,0 +1,1 @@
+// Hardware model of the 82576 (issue 6).

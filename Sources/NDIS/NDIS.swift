@@ -1,0 +1,1 @@
+// NDIS core (issue 5).

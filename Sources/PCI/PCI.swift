@@ -1,0 +1,1 @@
+// PCI discovery through libpci and sysfs (issue 3).

@@ -1,0 +1,1 @@
+// Protocol modules (issue 8).

@@ -1,0 +1,1 @@
+// VFIO container, group, device and DMA memory (issue 3).

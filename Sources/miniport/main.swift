@@ -1,0 +1,1 @@
+print("miniport: not built yet")
