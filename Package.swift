@@ -44,6 +44,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Scenarios the VM test bed runs inside the guest against QEMU's NICs bound to vfio-pci.
+        .executableTarget(
+            name: "VMScenarios",
+            dependencies: [
+                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "DeviceAccess",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/VM/Scenarios"
+        ),
         .testTarget(name: "PCITests", dependencies: ["PCI"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "PCI", "DeviceAccess"]),
         .testTarget(name: "NDISTests", dependencies: ["NDIS", "DeviceAccess"]),
