@@ -1,0 +1,291 @@
+import DeviceAccess
+import Synchronization
+
+/// Adapter states (NDIS: Halted, Shutdown, Initializing, Paused, Restarting, Running, Pausing).
+public enum AdapterState: String, Sendable {
+    case halted, initializing, paused, restarting, running, pausing, halting
+}
+
+/// What halt found: anything not given back is named here (and freed anyway).
+public struct HaltReport: Sendable, Equatable, CustomStringConvertible {
+    /// NBLs still indicated to protocols when halt ran.
+    public var outstandingNBLs: Int = 0
+    /// Shared memory the miniport did not free (the framework freed it).
+    public var sharedMemoryFreedByFramework: Int = 0
+    /// NBLs missing from pools at halt.
+    public var poolNBLsMissing: Int = 0
+    public var isClean: Bool { outstandingNBLs == 0 && sharedMemoryFreedByFramework == 0 && poolNBLsMissing == 0 }
+    public var description: String {
+        isClean ? "clean halt"
+            : "halt: \(outstandingNBLs) NBL(s) still indicated, \(sharedMemoryFreedByFramework) shared memory block(s) freed by the framework, \(poolNBLsMissing) pool NBL(s) missing"
+    }
+}
+
+/// A network adapter: one miniport instance on one device, with its queues, filters, shared memory
+/// and protocol bindings. NDIS keeps this state for the miniport; so do we.
+public final class Adapter: NetBufferListReturnTarget {
+    public let name: String
+    /// The SourceHandle of NBLs this adapter indicates (NDIS: the MiniportAdapterHandle).
+    public internal(set) var sourceHandle: SourceHandle = .none
+    let miniport: any MiniportDriver
+    let provider: any SharedMemoryProvider
+    public internal(set) var state: AdapterState = .halted
+    public internal(set) var isSurpriseRemoved = false
+    public internal(set) var attributes: MiniportAttributes?
+    public internal(set) var linkState = LinkState(up: false)
+
+    // Shared memory.
+    var allocations: [UInt32: SharedMemory] = [:]
+    var nextAllocation: UInt32 = 1
+    static let maxSharedMemoryHandles = 4096
+    /// Indicated NBL segments per shared memory handle (index = handle raw value).
+    let outstandingByHandle: UnsafeMutablePointer<Int32>
+    /// Indicated NBLs per queue id (index = queue id).
+    let outstandingByQueue: UnsafeMutablePointer<Int>
+    static let maxQueueIDs = 256
+    var totalOutstanding = 0
+
+    // Queues and filters.
+    var queues: [UInt16: ReceiveQueueInfo] = [:]
+    var queueOwners: [UInt16: ObjectIdentifier] = [:]
+    var filters: [UInt32: ReceiveFilter] = [:]
+    var nextFilter: UInt32 = 1
+    /// Software filters, checked in id order on the default queue's frames.
+    var softwareFilters: [ReceiveFilter] = []
+    var hardwareQueuesInUse = 0
+    /// Software-only queues the framework offers beyond the hardware's.
+    public static let softwareQueueLimit = 16
+    var rssEnabled = false
+    var pendingFree: ReceiveQueueID?
+    var requestInProgress = false
+    let requestLock = Mutex(())
+
+    // Bindings and VCs.
+    var bindings: [Binding] = []
+    var vcs: [UInt32: VirtualConnection] = [:]
+    var vcForQueue: [UInt16: VirtualConnectionHandle] = [:]
+    var pools: [NetBufferListPool] = []
+    /// Copies for protocols that cannot take a RESOURCES indication.
+    var copyPool: NetBufferListPool?
+    var copyBuffers: UnsafeMutableRawPointer?
+    static let copyPoolSize = 64
+    static let copyBufferSize = 2048
+
+    /// Frames the framework discarded (paused adapter or queue, no binding, copy pool dry).
+    public internal(set) var frameworkDrops: UInt64 = 0
+    /// Frames indicated to protocols, per queue id.
+    public internal(set) var indicatedFrames: [UInt16: UInt64] = [:]
+    /// Status indications seen (for tools and tests).
+    public internal(set) var statusLog: [StatusIndication] = []
+    var pauseCompletion: (() -> Void)?
+
+    /// Makes an adapter for `miniport`, whose shared memory comes from `provider`.
+    public init(name: String, miniport: any MiniportDriver, sharedMemory provider: any SharedMemoryProvider) {
+        self.name = name
+        self.miniport = miniport
+        self.provider = provider
+        outstandingByHandle = .allocate(capacity: Adapter.maxSharedMemoryHandles)
+        outstandingByHandle.initialize(repeating: 0, count: Adapter.maxSharedMemoryHandles)
+        outstandingByQueue = .allocate(capacity: Adapter.maxQueueIDs)
+        outstandingByQueue.initialize(repeating: 0, count: Adapter.maxQueueIDs)
+    }
+
+    deinit {
+        if sourceHandle != .none { NDIS.unregisterSource(sourceHandle) }
+        outstandingByHandle.deallocate()
+        outstandingByQueue.deallocate()
+        copyBuffers?.deallocate()
+    }
+
+    // MARK: - Lifecycle
+
+    /// MiniportInitializeEx. On success the adapter is Paused; call `restart()` to run.
+    public func initialize() throws(NDISError) {
+        guard state == .halted else { throw .invalidState("\(name) is \(state.rawValue); initialize needs a halted adapter") }
+        sourceHandle = NDIS.registerSource(returns: self, sends: nil)
+        state = .initializing
+        do {
+            let attrs = try miniport.initialize(MiniportHandle(self))
+            attributes = attrs
+        } catch {
+            // Give back whatever the miniport allocated before failing.
+            _ = forceFreeAllocations()
+            state = .halted
+            throw error
+        }
+        makeCopyPool()
+        state = .paused
+    }
+
+    /// MiniportRestart: Paused → Running.
+    public func restart() throws(NDISError) {
+        try checkPresent("restart")
+        guard state == .paused else { throw .invalidState("\(name) is \(state.rawValue); restart needs a paused adapter") }
+        state = .restarting
+        do { try miniport.restart() } catch { state = .paused; throw error }
+        state = .running
+    }
+
+    /// MiniportPause: Running → Pausing → Paused. Cannot fail. Completes when every indicated NBL is
+    /// back; returns true if that is already so, else `completion` runs when the last one returns.
+    @discardableResult
+    public func pause(completion: (() -> Void)? = nil) -> Bool {
+        guard state == .running || state == .restarting else { completion?(); return true }
+        state = .pausing
+        miniport.pause()
+        if totalOutstanding == 0 {
+            state = .paused
+            completion?()
+            return true
+        }
+        pauseCompletion = completion
+        return false
+    }
+
+    /// MiniportHaltEx: frees everything. Anything not given back is reported (and freed anyway).
+    @discardableResult
+    public func halt() -> HaltReport {
+        var report = HaltReport()
+        guard state != .halted else { return report }
+        if state == .running || state == .restarting { pause() }
+        NDIS.reclaimLeakedNetBufferLists()
+        report.outstandingNBLs = totalOutstanding
+        state = .halting
+        for b in bindings { b.closeForHalt() }
+        miniport.halt()
+        report.sharedMemoryFreedByFramework = forceFreeAllocations()
+        for p in pools where p !== copyPool { report.poolNBLsMissing += p.outstanding }
+        if report.outstandingNBLs > 0 {
+            // NBLs still held by protocols would be counted missing twice.
+            report.poolNBLsMissing = max(0, report.poolNBLsMissing - report.outstandingNBLs)
+        }
+        queues.removeAll()
+        filters.removeAll()
+        softwareFilters.removeAll()
+        vcs.removeAll()
+        vcForQueue.removeAll()
+        bindings.removeAll()
+        NDIS.unregisterSource(sourceHandle)
+        sourceHandle = .none
+        state = .halted
+        return report
+    }
+
+    /// Surprise removal (NdisDevicePnPEventSurpriseRemoved): new sends and requests fail until halt.
+    public func surpriseRemove() {
+        guard !isSurpriseRemoved else { return }
+        isSurpriseRemoved = true
+        miniport.surpriseRemoved()
+        indicateStatus(.surpriseRemoval)
+    }
+
+    func checkPresent(_ what: String) throws(NDISError) {
+        if isSurpriseRemoved { throw .deviceRemoved("\(what) on \(name) refused") }
+    }
+
+    /// Runs the miniport's receive and transmit-completion work.
+    public func poll(budget: Int = 64) -> Int {
+        miniport.poll(budget: budget)
+    }
+
+    // MARK: - Shared memory
+
+    func allocateSharedMemory(queue: ReceiveQueueID, length: Int, usage: SharedMemoryUsage,
+                              flags: SharedMemoryFlags, node: Int?) throws(NDISError) -> SharedMemory {
+        guard length > 0 else { throw .invalidParameter("shared memory length must be positive, got \(length)") }
+        guard state != .halted else { throw .invalidState("\(name) is halted: no shared memory can be allocated") }
+        if !queue.isDefault {
+            guard let q = queues[queue.rawValue] else { throw .unknownQueue(queue) }
+            switch q.state {
+            case .paused, .running: break
+            case .allocated:
+                throw .invalidState("shared memory for \(queue) can be allocated only after OID_RECEIVE_FILTER_QUEUE_ALLOCATION_COMPLETE")
+            case .dmaStopped, .freeing:
+                throw .invalidState("\(queue) is being freed: no more shared memory for it")
+            }
+        }
+        guard allocations.count < Adapter.maxSharedMemoryHandles - 1 else {
+            throw .resources("\(name) has \(allocations.count) shared memory blocks, the most one adapter can track")
+        }
+        let region: DMARegion
+        do {
+            region = try provider.allocateSharedMemory(length: length, usage: usage, flags: flags, node: node)
+        } catch {
+            throw .resources("shared memory of \(length) bytes for \(queue) (\(usage)): \(error)")
+        }
+        if flags.contains(.contiguous) && region.segments.count != 1 {
+            try? provider.freeSharedMemory(region)
+            throw .resources("the provider could not give \(length) bytes in one IOVA range")
+        }
+        // Handles are never reused while the adapter lives, so a stale handle cannot name new memory.
+        var raw = nextAllocation
+        if raw >= UInt32(Adapter.maxSharedMemoryHandles) {
+            raw = (1..<UInt32(Adapter.maxSharedMemoryHandles)).first { allocations[$0] == nil && outstandingByHandle[Int($0)] == 0 } ?? raw
+        } else {
+            nextAllocation += 1
+        }
+        let shm = SharedMemory(allocationHandle: AllocationHandle(rawValue: raw), sharedMemoryHandle: SharedMemoryHandle(rawValue: raw),
+                               queue: queue, usage: usage, flags: flags, node: node, region: region)
+        allocations[raw] = shm
+        return shm
+    }
+
+    func freeSharedMemory(_ handle: AllocationHandle) throws(NDISError) {
+        guard let shm = allocations[handle.rawValue] else { throw .unknownAllocation(handle) }
+        let inFlight = outstandingByHandle[Int(handle.rawValue)]
+        if inFlight > 0 {
+            throw .memoryInUse(handle, "\(inFlight) NET_BUFFER_LIST segment(s) indicated from it are not returned yet")
+        }
+        if shm.usage.isReceive {
+            if shm.queue.isDefault {
+                guard state == .halting || state == .initializing else {
+                    throw .memoryInUse(handle, "it backs the default queue, whose shared memory is freed in MiniportHaltEx")
+                }
+            } else if let q = queues[shm.queue.rawValue], q.state != .freeing {
+                throw .memoryInUse(handle, "\(shm.queue) is \(q.state.rawValue); its memory is freed while the queue is freed (OID_RECEIVE_FILTER_FREE_QUEUE)")
+            }
+        }
+        do { try provider.freeSharedMemory(shm.region) } catch {
+            throw .miniportFailure("freeing shared memory \(handle): \(error)")
+        }
+        allocations.removeValue(forKey: handle.rawValue)
+    }
+
+    /// Frees what is left; returns how many blocks that was.
+    func forceFreeAllocations() -> Int {
+        let left = allocations
+        for (_, shm) in left { try? provider.freeSharedMemory(shm.region) }
+        allocations.removeAll()
+        return left.count
+    }
+
+    /// Live shared memory blocks, for tools and leak checks.
+    public var sharedMemoryAllocations: [SharedMemory] { allocations.values.sorted { $0.allocationHandle.rawValue < $1.allocationHandle.rawValue } }
+
+    func makePool(capacity: Int, name: String) -> NetBufferListPool {
+        let pool = NetBufferListPool(capacity: capacity, name: name)
+        NDIS.registerPool(pool)
+        pools.append(pool)
+        return pool
+    }
+
+    func makeCopyPool() {
+        let pool = makePool(capacity: Adapter.copyPoolSize, name: "\(name) RESOURCES copies")
+        let bytes = Adapter.copyPoolSize * Adapter.copyBufferSize
+        let buffers = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        for i in 0..<Adapter.copyPoolSize {
+            pool.prepare(i) { nbl in
+                nbl.setLayout(segment0: BufferSegment(address: buffers + i * Adapter.copyBufferSize, iova: 0,
+                                                      length: 0, capacity: UInt32(Adapter.copyBufferSize), cookie: UInt32(i)),
+                              dataOffset: 0, dataLength: 0, sharedMemoryInfoValid: false)
+            }
+        }
+        copyPool = pool
+        copyBuffers = buffers
+    }
+
+    /// NBLs indicated and not yet returned.
+    public var outstandingNetBufferLists: Int { totalOutstanding }
+    /// NBLs of one queue indicated and not yet returned.
+    public func outstandingNetBufferLists(queue: ReceiveQueueID) -> Int { outstandingByQueue[Int(queue.rawValue)] }
+}

@@ -1,0 +1,109 @@
+/// A miniport driver: what NDIS calls through MiniportInitializeEx, MiniportHaltEx, MiniportPause,
+/// MiniportRestart, MiniportOidRequest, MiniportReturnNetBufferLists and MiniportSendNetBufferLists.
+///
+/// The adapter calls these from one control context at a time (requests are serialized) and from the
+/// datapath thread (`poll`, `returnNetBufferLists`, `sendNetBufferLists`). Calls are per batch.
+public protocol MiniportDriver: AnyObject {
+    /// MiniportInitializeEx: reset and bring up the hardware, allocate the default queue's shared
+    /// memory and NBL pools through `handle`, and describe the adapter.
+    func initialize(_ handle: MiniportHandle) throws(NDISError) -> MiniportAttributes
+    /// MiniportRestart: start indicating and sending.
+    func restart() throws(NDISError)
+    /// MiniportPause: stop indicating new receives and complete pending sends. Cannot fail.
+    func pause()
+    /// MiniportHaltEx: stop the hardware and free everything, the default queue's shared memory included.
+    func halt()
+    /// A validated control request (the framework has checked state, ids and ownership).
+    func handleRequest(_ request: MiniportRequest) throws(NDISError) -> MiniportResponse
+    /// MiniportReturnNetBufferLists: NBLs come back, in any order and any mix of earlier indications.
+    func returnNetBufferLists(_ chain: consuming NetBufferListChain, flags: ReturnFlags)
+    /// MiniportSendNetBufferLists: complete each NBL later through `MiniportHandle.sendComplete`.
+    func sendNetBufferLists(_ chain: consuming NetBufferListChain, flags: SendFlags)
+    /// Does receive and transmit-completion work; returns the number of frames handled.
+    func poll(budget: Int) -> Int
+    /// MiniportDevicePnPEventNotify(NdisDevicePnPEventSurpriseRemoved): the device is gone.
+    func surpriseRemoved()
+}
+
+extension MiniportDriver {
+    public func surpriseRemoved() {}
+}
+
+/// What a miniport calls into NDIS with (the NdisMiniportHandle).
+///
+/// A small struct holding the adapter without reference counting; valid from `initialize` until `halt` returns.
+public struct MiniportHandle {
+    unowned(unsafe) let adapter: Adapter
+
+    init(_ adapter: Adapter) { self.adapter = adapter }
+
+    /// The adapter's SourceHandle: set it on every NBL you indicate.
+    public var sourceHandle: SourceHandle { adapter.sourceHandle }
+    public var adapterName: String { adapter.name }
+
+    /// NdisAllocateSharedMemory.
+    /// - Parameters:
+    ///   - queue: the queue the memory is for; a non-default queue only after its allocation is complete.
+    ///   - length: bytes.
+    ///   - usage: what the memory is for.
+    ///   - flags: `.contiguous` for one IOVA range.
+    ///   - node: preferred NUMA node, nil for any.
+    /// - Throws: `NDISError.invalidState` when the queue's state does not allow it, `.resources` when the provider fails.
+    public func allocateSharedMemory(queue: ReceiveQueueID, length: Int, usage: SharedMemoryUsage,
+                                     flags: SharedMemoryFlags = [], node: Int? = nil) throws(NDISError) -> SharedMemory {
+        try adapter.allocateSharedMemory(queue: queue, length: length, usage: usage, flags: flags, node: node)
+    }
+
+    /// NdisFreeSharedMemory. Refused while a queue or an outstanding NBL still uses the memory.
+    public func freeSharedMemory(_ handle: AllocationHandle) throws(NDISError) {
+        try adapter.freeSharedMemory(handle)
+    }
+
+    /// Makes an NBL pool the adapter keeps until halt.
+    public func makeNetBufferListPool(capacity: Int, name: String) -> NetBufferListPool {
+        adapter.makePool(capacity: capacity, name: name)
+    }
+
+    /// NdisMIndicateReceiveNetBufferLists: ownership passes to NDIS until the NBLs come back through
+    /// `MiniportDriver.returnNetBufferLists`.
+    public func indicateReceive(_ chain: consuming NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags = []) {
+        adapter.indicateReceive(chain, queue: queue, flags: flags)
+    }
+
+    /// NdisMIndicateReceiveNetBufferLists with NDIS_RECEIVE_FLAGS_RESOURCES: you keep ownership;
+    /// protocols see the chain only during the call (or NDIS copies it and clears the flag).
+    public func indicateReceiveWithResources(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags = []) {
+        adapter.indicateReceiveWithResources(chain, queue: queue, flags: flags)
+    }
+
+    /// NdisMCoIndicateReceiveNetBufferLists: indicate on a virtual connection; the NBLs' SourceHandle
+    /// is set to the VC's.
+    public func coIndicateReceive(_ chain: consuming NetBufferListChain, vc: VirtualConnectionHandle, flags: ReceiveFlags = []) {
+        adapter.coIndicateReceive(chain, vc: vc, flags: flags)
+    }
+
+    /// The VC that stands for a receive queue, if a binding opened one.
+    public func virtualConnection(for queue: ReceiveQueueID) -> VirtualConnectionHandle? {
+        adapter.vcForQueue[queue.rawValue]
+    }
+
+    /// NdisMSendNetBufferListsComplete: each NBL's status says how its send ended.
+    public func sendComplete(_ chain: consuming NetBufferListChain) {
+        adapter.sendComplete(chain)
+    }
+
+    /// NdisMIndicateStatusEx.
+    public func indicateStatus(_ status: StatusIndication) {
+        adapter.indicateStatus(status)
+    }
+
+    /// The device is gone (an all-ones register read): new sends and requests fail until halt.
+    public func reportSurpriseRemoval() {
+        adapter.surpriseRemove()
+    }
+
+    /// Current state of a queue (for the miniport's own checks).
+    public func queueState(_ queue: ReceiveQueueID) -> ReceiveQueueState? {
+        queue.isDefault ? .running : adapter.queues[queue.rawValue]?.state
+    }
+}

@@ -1,1 +1,0 @@
-// NDIS core (issue 5).

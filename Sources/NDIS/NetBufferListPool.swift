@@ -1,0 +1,125 @@
+import Synchronization
+
+/// A pool of NET_BUFFER_LISTs made once (NdisAllocateNetBufferListPool + preallocated
+/// NdisAllocateNetBufferAndNetBufferList). Taking and giving back NBLs allocates nothing.
+///
+/// A pool must outlive every NBL taken from it; adapters keep the pools of their miniport and
+/// bindings alive until halt.
+public final class NetBufferListPool {
+    /// Pool id, stored in every NBL so a return to the wrong pool is caught.
+    public let id: UInt16
+    /// How many NBLs the pool holds.
+    public let capacity: Int
+    public let name: String
+    @usableFromInline let storage: UnsafeMutablePointer<NBLStorage>
+    @usableFromInline var freeHead: UnsafeMutablePointer<NBLStorage>?
+    @usableFromInline var storedFreeCount: Int
+    @usableFromInline var storedForeignFrees = 0
+    /// NBLs currently in the pool.
+    public var freeCount: Int { storedFreeCount }
+    /// Returns to this pool of an NBL from another pool (refused, counted).
+    public var foreignFrees: Int { storedForeignFrees }
+
+    static let nextID = Atomic<UInt16>(1)
+
+    /// Makes `capacity` NBLs, each with one NET_BUFFER and no segments.
+    public init(capacity: Int, name: String) {
+        precondition(capacity > 0, "a pool needs at least one NET_BUFFER_LIST")
+        id = NetBufferListPool.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        self.capacity = capacity
+        self.name = name
+        storage = UnsafeMutablePointer<NBLStorage>.allocate(capacity: capacity)
+        storage.initialize(repeating: NBLStorage(poolID: id), count: capacity)
+        freeHead = nil
+        storedFreeCount = capacity
+        var i = capacity - 1
+        while i >= 0 {
+            storage[i].next = freeHead
+            freeHead = storage + i
+            i -= 1
+        }
+    }
+
+    deinit {
+        storage.deinitialize(count: capacity)
+        storage.deallocate()
+    }
+
+    /// The NBL at `index` of the pool, for one-time setup (binding each NBL to its buffer) while the
+    /// pool still holds it. Traps if the NBL is not in the pool.
+    public func prepare(_ index: Int, _ body: (NetBufferList) -> Void) {
+        precondition(index >= 0 && index < capacity, "pool index out of range")
+        precondition(storage[index].owner == .pool, "prepare() on an NBL that is not in the pool")
+        body(NetBufferList(storage + index))
+    }
+
+    /// Index of an NBL in this pool, or nil if it belongs elsewhere.
+    @inlinable
+    public func index(of nbl: NetBufferList) -> Int? {
+        let i = nbl.storage - storage
+        return i >= 0 && i < capacity ? i : nil
+    }
+
+    /// Takes up to `count` NBLs; the chain is shorter if the pool runs dry.
+    @inlinable
+    public func allocate(count: Int) -> NetBufferListChain {
+        var chain = NetBufferListChain()
+        var n = 0
+        while n < count, let nbl = freeHead {
+            freeHead = nbl.pointee.next
+            nbl.pointee.owner = .miniport
+            nbl.pointee.status = .success
+            nbl.pointee.source = .none
+            chain.appendNBL(nbl)
+            n += 1
+        }
+        storedFreeCount -= n
+        return chain
+    }
+
+    /// Takes the NBL at `index` out of the pool (a miniport that keeps NBL i bound to buffer i).
+    /// Returns an empty chain if it is not in the pool.
+    public func take(index: Int) -> NetBufferListChain {
+        precondition(index >= 0 && index < capacity, "pool index out of range")
+        let target = storage + index
+        guard target.pointee.owner == .pool else { return NetBufferListChain() }
+        // Unlink from the free list (setup path only: linear).
+        var prev: UnsafeMutablePointer<NBLStorage>? = nil
+        var p = freeHead
+        while let nbl = p {
+            if nbl == target {
+                if let prev { prev.pointee.next = nbl.pointee.next } else { freeHead = nbl.pointee.next }
+                nbl.pointee.owner = .miniport
+                storedFreeCount -= 1
+                return NetBufferListChain(single: nbl)
+            }
+            prev = nbl
+            p = nbl.pointee.next
+        }
+        return NetBufferListChain()
+    }
+
+    /// Gives NBLs back to the pool. NBLs from another pool are not taken: they come back in the
+    /// returned chain (and are counted in `foreignFrees`).
+    @inlinable
+    @discardableResult
+    public func free(_ chain: consuming NetBufferListChain) -> NetBufferListChain {
+        var foreign = NetBufferListChain()
+        var chain = chain
+        while let nbl = chain.popFirstNBL() {
+            if nbl.pointee.poolID != id || nbl < storage || nbl >= storage + capacity {
+                storedForeignFrees += 1
+                foreign.appendNBL(nbl)
+                continue
+            }
+            nbl.pointee.owner = .pool
+            nbl.pointee.next = freeHead
+            freeHead = nbl
+            storedFreeCount += 1
+        }
+        return foreign
+    }
+
+    /// NBLs taken and not yet given back.
+    public var outstanding: Int { capacity - freeCount }
+}
