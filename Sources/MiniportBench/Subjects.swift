@@ -1,0 +1,14 @@
+/// The subjects `miniport bench` knows.
+public enum BenchSubjectKind: String, CaseIterable, Sendable {
+    /// The NDIS core with a null miniport: the framework's own share.
+    case ndis
+    /// The NDIS LoopbackMiniport (a test miniport).
+    case loopback
+
+    public func make() -> any BenchSubject {
+        switch self {
+        case .ndis: NDISSubject()
+        case .loopback: LoopbackSubject()
+        }
+    }
+}
