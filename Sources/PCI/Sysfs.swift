@@ -123,8 +123,11 @@ public struct PCISysfs: Sendable {
         var bars: [PCIBAR] = []
         for (index, line) in text.split(separator: "\n").prefix(6).enumerated() {
             let fields = line.split(separator: " ").compactMap { SysFile.parseInteger(String($0)).map { UInt64(bitPattern: $0) } }
+            // An unused BAR reads 0 0 0; a size that wraps to 0 (end = all ones, start 0) is not a BAR either.
             guard fields.count == 3, fields[1] != 0, fields[1] >= fields[0] else { continue }
-            bars.append(PCIBAR(index: index, start: fields[0], size: fields[1] - fields[0] + 1, flags: fields[2]))
+            let size = fields[1] &- fields[0] &+ 1
+            guard size != 0 else { continue }
+            bars.append(PCIBAR(index: index, start: fields[0], size: size, flags: fields[2]))
         }
         return bars
     }
