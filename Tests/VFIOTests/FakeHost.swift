@@ -36,7 +36,7 @@ final class FakeHost {
 
     /// Creates /dev/vfio/NAME as a plain file (open succeeds; VFIO ioctls then fail with ENOTTY).
     func devNode(_ name: String) {
-        FileManager.default.createFile(atPath: root + "/dev/vfio/" + name, contents: nil)
+        precondition(FileManager.default.createFile(atPath: root + "/dev/vfio/" + name, contents: nil))
     }
 
     /// An environment on this root; `failOpen` makes open(2) of paths ending in a suffix fail with an errno.
