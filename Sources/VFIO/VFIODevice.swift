@@ -33,7 +33,7 @@ public final class VFIODevice: PCIFunction {
     public let address: PCIAddress
     public let container: VFIOContainer
     public let group: VFIOGroup
-    public private(set) var identity: PCIIdentity
+    public let identity: PCIIdentity
     /// The device offers VFIO_DEVICE_RESET.
     public let supportsReset: Bool
     public let msixVectorCount: Int
@@ -114,15 +114,25 @@ public final class VFIODevice: PCIFunction {
         }
         msixVectorCount = Int(irq.count)
 
-        dmaAllocator = VFIODMAAllocator(mapper: container, environment: environment, hugepages: options.hugepages, iova: options.iova)
-        identity = PCIIdentity(vendorID: 0, deviceID: 0)
+        // Read before every stored property is set, so a failure cannot run deinit (which would
+        // close `fd` a second time after open() closes it).
+        func config16(_ offset: Int64) throws(VFIOError) -> UInt16 {
+            var value: UInt16 = 0
+            let at = off_t(config.offset) + off_t(offset)
+            let n = try Syscall.check("pread config", address.description) {
+                withUnsafeMutableBytes(of: &value) { pread(fd, $0.baseAddress, $0.count, at) }
+            }
+            guard n == 2 else { throw .system(call: "pread config", target: address.description, errno: EIO) }
+            return UInt16(littleEndian: value)
+        }
         identity = PCIIdentity(
-            vendorID: try readConfig16(0x00),
-            deviceID: try readConfig16(0x02),
-            subsystemVendorID: try readConfig16(0x2C),
-            subsystemID: try readConfig16(0x2E),
-            revision: UInt8(truncatingIfNeeded: try readConfig32(0x08))
+            vendorID: try config16(0x00),
+            deviceID: try config16(0x02),
+            subsystemVendorID: try config16(0x2C),
+            subsystemID: try config16(0x2E),
+            revision: UInt8(truncatingIfNeeded: try config16(0x08))
         )
+        dmaAllocator = VFIODMAAllocator(mapper: container, environment: environment, hugepages: options.hugepages, iova: options.iova)
     }
 
     deinit { close() }
