@@ -59,8 +59,9 @@ public struct BenchSample: Sendable {
     public var packets: Int
     /// Time-stamp-counter ticks per packet of each timed run, sorted.
     public var cyclesPerPacket: [Double]
-    /// Counts over the last timed run.
+    /// Counts over one extra run of `countedPackets` packets.
     public var counts: Counts
+    public var countedPackets: Int
     /// Callgrind Ir per packet, when measured.
     public var instructionsPerPacket: Double?
 
@@ -73,18 +74,22 @@ public enum BenchRunner {
     public static func measure<W: BenchWorkload>(_ workload: W, settings: BenchSettings, label: String) throws(BenchError) -> BenchSample {
         try run(workload, packets: settings.warmupPackets, label: label)
         var perPacket: [Double] = []
-        var counts = Counts()
         var done = 0
         for _ in 0..<max(1, settings.repeats) {
-            let c0 = Counts.now()
             let t0 = TSC.read()
             done = try run(workload, packets: settings.packets, label: label)
             let t1 = TSC.read()
-            counts = Counts.now().since(c0)
             perPacket.append(Double(t1 &- t0) / Double(done))
         }
+        // One more run with the allocation and retain counters (retain hooks slow the timing down).
+        let counted = min(settings.packets, 50_000)
+        let (counts, countedDone) = try Counts.countingRetains { () throws(BenchError) -> (Counts, Int) in
+            let c0 = Counts.now()
+            let n = try run(workload, packets: counted, label: label)
+            return (Counts.now().since(c0), n)
+        }
         perPacket.sort()
-        return BenchSample(packets: done, cyclesPerPacket: perPacket, counts: counts, instructionsPerPacket: nil)
+        return BenchSample(packets: done, cyclesPerPacket: perPacket, counts: counts, countedPackets: countedDone, instructionsPerPacket: nil)
     }
 
     /// Under callgrind: warm-up, then one run of `packets` with collection on, dumped as `label`.

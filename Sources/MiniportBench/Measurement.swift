@@ -50,9 +50,18 @@ public struct Counts: Sendable, Equatable {
     /// - Throws: ``BenchError/noRetainHooks`` when the Swift runtime has no such hooks.
     public static func installRetainHooks() throws(BenchError) {
         guard miniport_bench_install_retain_hooks() != 0 else { throw .noRetainHooks }
+        miniport_bench_retain_counting(0)
     }
 
     public static var retainsAreCounted: Bool { miniport_bench_retain_hooks_installed() != 0 }
+
+    /// Counts retains only while `body` runs: the hooks slow every retain and release down, so
+    /// timed runs go without them.
+    public static func countingRetains<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        miniport_bench_retain_counting(1)
+        defer { miniport_bench_retain_counting(0) }
+        return try body()
+    }
 }
 
 /// The time-stamp counter and its frequency.

@@ -5,6 +5,9 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
     /// The NDIS LoopbackMiniport (a test miniport).
     case loopback
 
+    /// What `miniport bench --model` runs unless told otherwise.
+    public static let defaultForModel: BenchSubjectKind = .ndis
+
     public func make() -> any BenchSubject {
         switch self {
         case .ndis: NDISSubject()

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The figures of one mode at one batch size. `cyclesPerPacket`, `instructionsPerPacket`,
 /// `mallocsPerPacket` and `retainsPerPacket` are the driver's share (the device's own cost, measured
 /// separately, subtracted); `packetsPerSecond` is the rate the whole loop (driver and device) ran at.
@@ -37,7 +39,7 @@ public enum BenchSuite {
     /// - Parameter progress: called before each configuration (for a progress line on stderr).
     public static func run(_ subject: any BenchSubject, settings: BenchSettings,
                            progress: (String) -> Void = { _ in }) throws(BenchError) -> BenchReport {
-        try? Counts.installRetainHooks()
+        if getenv("MINIPORT_BENCH_NO_RETAIN_HOOKS") == nil { try? Counts.installRetainHooks() }
         let tscHz = TSC.measureFrequency()
         var report = BenchReport(subject: subject.name, summary: subject.summary, tscHz: tscHz, settings: settings,
                                  instructionSource: nil, mallocsCounted: Counts.mallocsAreCounted,
@@ -72,7 +74,7 @@ public enum BenchSuite {
 
     static func figures(full: BenchSample, device: BenchSample?, tscHz: Double) -> BenchFigures {
         let total = full.medianCycles
-        let perPacket = { (n: UInt64, s: BenchSample) in Double(n) / Double(max(1, s.packets)) }
+        let perPacket = { (n: UInt64, s: BenchSample) in Double(n) / Double(max(1, s.countedPackets)) }
         let fullMallocs = perPacket(full.counts.mallocs, full), fullRetains = perPacket(full.counts.retains, full)
         let devCycles = device?.medianCycles
         let devMallocs = device.map { perPacket($0.counts.mallocs, $0) }

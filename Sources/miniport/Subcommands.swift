@@ -4,5 +4,6 @@ import ArgumentParser
 enum MiniportSubcommands {
     static let all: [any ParsableCommand.Type] = [
         ListCommand.self,
+        BenchCommand.self,
     ]
 }

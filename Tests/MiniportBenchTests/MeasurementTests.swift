@@ -21,10 +21,12 @@ struct CountsTests {
         try Counts.installRetainHooks()
         let token = Token()
         let unmanaged = Unmanaged.passUnretained(token)
-        let before = Counts.now()
-        for _ in 0..<10 { _ = unmanaged.retain() }
-        for _ in 0..<10 { unmanaged.release() }
-        let delta = Counts.now().since(before)
+        let delta = Counts.countingRetains {
+            let before = Counts.now()
+            for _ in 0..<10 { _ = unmanaged.retain() }
+            for _ in 0..<10 { unmanaged.release() }
+            return Counts.now().since(before)
+        }
         #expect(delta.retains >= 10)
         #expect(delta.releases >= 10)
         withExtendedLifetime(token) {}
@@ -33,9 +35,11 @@ struct CountsTests {
     @Test("an object allocation is counted as one Swift object and at least one malloc")
     func objectAllocationIsCounted() throws {
         try Counts.installRetainHooks()
-        let before = Counts.now()
-        let token = Token()
-        let delta = Counts.now().since(before)
+        let (delta, token) = Counts.countingRetains {
+            let before = Counts.now()
+            let token = Token()
+            return (Counts.now().since(before), token)
+        }
         withExtendedLifetime(token) {}
         #expect(delta.objectAllocations >= 1)
         #expect(delta.mallocs >= 1)

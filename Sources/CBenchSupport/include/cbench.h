@@ -47,6 +47,8 @@ int miniport_bench_malloc_interposed(void);
  * instrumentation entry points). Returns 1 on success, 0 if the runtime has no such hooks. */
 int miniport_bench_install_retain_hooks(void);
 int miniport_bench_retain_hooks_installed(void);
+/* Turns the hooks' path on or off (off: swift_retain takes its fast path again, uncounted). */
+void miniport_bench_retain_counting(int on);
 
 /* Callgrind client requests; no-ops (a few instructions) outside valgrind. */
 int miniport_bench_running_on_valgrind(void);
