@@ -42,6 +42,8 @@ let package = Package(
             name: "MiniportBench",
             dependencies: ["NDIS", "DeviceAccess", "CBenchSupport"]
         ),
+        // What `miniport bench --instructions` runs under callgrind (no async main: valgrind-safe).
+        .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Benchmarks/Profile"),
         .executableTarget(
             name: "miniport",
             dependencies: [

@@ -14,17 +14,33 @@ public struct CallgrindRun {
     /// Runs `executable arguments…` under callgrind and returns label → instructions per packet.
     /// - Throws: ``BenchError/valgrind(_:)`` when valgrind is missing or the child fails.
     public func run(executable: String, arguments: [String]) throws(BenchError) -> [String: Double] {
-        guard let valgrind = Self.findValgrind() else { throw .valgrind("valgrind not found in PATH") }
+        guard let valgrind = Self.findTool("valgrind") else { throw .valgrind("valgrind not found in PATH") }
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw .valgrind("\(executable) is missing: build it with `swift build -c release --product miniport-bench-profile`")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             for old in try FileManager.default.contentsOfDirectory(atPath: directory) where old.hasPrefix("callgrind.out") {
                 try FileManager.default.removeItem(atPath: directory + "/" + old)
             }
         } catch { throw .valgrind("cannot prepare \(directory): \(error)") }
+        // Valgrind 3.19 cannot read the DWARF 5 this toolchain writes: profile a copy without it
+        // (function names still come from the symbol table).
+        var target = executable
+        if let objcopy = Self.findTool("objcopy") {
+            let copy = directory + "/miniport-bench-profile"
+            let strip = Process()
+            strip.executableURL = URL(fileURLWithPath: objcopy)
+            strip.arguments = ["--strip-debug", executable, copy]
+            if (try? strip.run()) != nil {
+                strip.waitUntilExit()
+                if strip.terminationStatus == 0 { target = copy }
+            }
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: valgrind)
         process.arguments = ["--tool=callgrind", "--collect-atstart=no", "--dump-instr=no",
-                             "--callgrind-out-file=\(directory)/callgrind.out", executable] + arguments
+                             "--callgrind-out-file=\(directory)/callgrind.out", target] + arguments
         let log = directory + "/valgrind.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
@@ -73,10 +89,10 @@ public struct CallgrindRun {
         return (label, packets, total)
     }
 
-    static func findValgrind() -> String? {
+    static func findTool(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") {
-            let candidate = "\(dir)/valgrind"
+            let candidate = "\(dir)/\(name)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil

@@ -51,9 +51,6 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Seconds per mode on --device.")
     var seconds: Double = 5
 
-    @Flag(help: ArgumentHelp("Run the profile loop (the child valgrind starts).", visibility: .private))
-    var callgrindChild = false
-
     func validate() throws {
         guard model != (device != nil) else { throw ValidationError("give exactly one of --model or --device ADDRESS") }
         guard packets > 0, repeats > 0, callgrindPackets > 0 else { throw ValidationError("--packets, --repeats and --callgrind-packets must be positive") }
@@ -87,22 +84,17 @@ struct BenchCommand: ParsableCommand {
             return
         }
         let kind = BenchSubjectKind(rawValue: subject)!
-        var settings = try settings()
-        if callgrindChild {
-            settings.packets = callgrindPackets
-            try BenchSuite.profileUnderCallgrind(kind.make(), settings: settings)
-            return
-        }
+        let settings = try settings()
         let progress: (String) -> Void = { line in
             FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
         }
         var report = try BenchSuite.run(kind.make(), settings: settings, progress: progress)
         if instructions {
             progress("callgrind run (slow; profiles in \(callgrindDir))")
-            var args = ["bench", "--model", "--callgrind-child", "--subject", subject,
-                        "--callgrind-packets", String(callgrindPackets), "--batch", batch, "--mode", mode]
-            args += []
-            let counts = try CallgrindRun(directory: callgrindDir).run(executable: Self.executablePath(), arguments: args)
+            let profiler = URL(fileURLWithPath: Self.executablePath()).deletingLastPathComponent()
+                .appendingPathComponent("miniport-bench-profile").path
+            let counts = try CallgrindRun(directory: callgrindDir).run(
+                executable: profiler, arguments: [subject, String(callgrindPackets), batch, mode])
             BenchSuite.merge(instructions: counts, into: &report)
         }
         print(json ? report.json() : report.table())
