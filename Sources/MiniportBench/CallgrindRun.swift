@@ -39,7 +39,7 @@ public struct CallgrindRun {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: valgrind)
-        process.arguments = ["--tool=callgrind", "--collect-atstart=no", "--dump-instr=no",
+        process.arguments = ["--tool=callgrind", "--collect-atstart=no", "--dump-instr=no", "--compress-strings=no",
                              "--callgrind-out-file=\(directory)/callgrind.out", target] + arguments
         let log = directory + "/valgrind.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
