@@ -289,7 +289,10 @@ public final class IGBModel: @unchecked Sendable {
         // Statistics (§8.19): clear on read; a 64-bit pair clears when its high half is read.
         var o = Reg.statsFirst
         while o <= Reg.statsLast { mark(o, .statistic); o += 4 }
-        for high in [Reg.GORCH, Reg.GOTCH, Reg.TORH, Reg.TOTH] { mark(high, .statisticHigh) }
+        for high in [Reg.GORCH, Reg.GOTCH, Reg.TORH, Reg.TOTH] {
+            mark(high, .statisticHigh)
+            mark(high - 4, .readOnly)   // the low half reads without clearing
+        }
         for hole in [0x4024, 0x402C, 0x4044, 0x4084, 0x4098, 0x409C] { mark(hole, .unknown) }
     }
 
