@@ -18,7 +18,7 @@ extension IGBModel {
         var head = Int(reg(Reg.txq(q, Reg.TDH)) & 0xFFFF)
         let tail = Int(reg(Reg.txq(q, Reg.TDT)) & 0xFFFF)
         txPending &= ~bit
-        guard ringSize > 0, head < ringSize, tail < ringSize else { return }
+        guard ringSize > 0, head < ringSize, tail < ringSize, head != tail else { return }
         guard busMaster else {
             // The doorbell cannot be served: fetching descriptors would be DMA. Recorded, then lost.
             iommu.record(DMAFault(kind: .busMasterDisabled, iova: base &+ UInt64(head * 16), length: 16,
