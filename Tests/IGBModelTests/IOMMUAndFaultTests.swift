@@ -202,6 +202,18 @@ struct InterruptTests {
         #expect(events[1].drain() == 2)
     }
 
+    @Test func eiamAutoMasksAVectorOnlyInDatasheetMode() throws {
+        for fidelity in [IGBModel.Fidelity.datasheet, .qemu] {
+            let h = try Harness(fidelity: fidelity)
+            h.write(R.GPIE, R.GPIE_MSIX_MODE | R.GPIE_EIAME)
+            h.write(R.EIAM, 1 << 4)
+            h.write(R.EIMS, 1 << 4)
+            h.write(R.EICS, 1 << 4)
+            #expect(h.model.interruptCounts[4] == 1)
+            #expect(h.read(R.EIMS) & (1 << 4) == (fidelity == .qemu ? 1 << 4 : 0))
+        }
+    }
+
     @Test func maskedCausesStayInEICRUntilUnmasked() throws {
         let h = try Harness()
         try h.linkUp()
