@@ -465,7 +465,7 @@ extension IGBMiniport {
             // Safety: the first segment holds at least one byte (total ≥ 14).
             let b0 = firstByte.load(as: UInt8.self)
             if b0 & 1 != 0 {
-                if b0 == 0xFF && firstByte.load(fromByteOffset: 1, as: UInt16.self) == 0xFFFF {
+                if b0 == 0xFF && firstByte.loadUnaligned(fromByteOffset: 1, as: UInt16.self) == 0xFFFF {
                     r.pointee.counters.broadcast &+= 1
                 } else {
                     r.pointee.counters.multicast &+= 1
