@@ -26,6 +26,11 @@ extension IGBMiniport {
         let interval = (UInt32(clamping: configuration.interruptThrottleMicroseconds) << 2) & 0x7FFC
         for v in 1..<count { regs.write32(IGBReg.EITR(v), interval | 1 << 31) }
         mapQueueInterrupt(slot: 0)
+        // Causes left from bring-up (the link-up LSC) are cleared, not delivered.
+        _ = regs.read32(IGBReg.ICR)
+        regs.write32(IGBReg.EICR, 0xFFFF_FFFF)
+        _ = regs.read32(IGBReg.EICR)
+        for e in events { e.drain() }
         let queueMask = UInt32((1 << count) - 1) & ~1
         regs.write32(IGBReg.EIAC, queueMask)
         regs.write32(IGBReg.EIAM, queueMask)
