@@ -1,0 +1,8 @@
+import ArgumentParser
+
+/// Every subcommand of `miniport`, in the order `--help` shows them. Add new ones here.
+enum MiniportSubcommands {
+    static let all: [any ParsableCommand.Type] = [
+        ListCommand.self,
+    ]
+}

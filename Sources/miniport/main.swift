@@ -1,1 +1,0 @@
-print("miniport: not built yet")
