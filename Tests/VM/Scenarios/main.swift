@@ -8,6 +8,7 @@ struct VMScenarios: ParsableCommand {
         abstract: "Scenarios run inside the VM test bed's guest against QEMU's NICs bound to vfio-pci.",
         subcommands: [
             VFIOSmoke.self,
+            IGBTraffic.self,
         ]
     )
 }
