@@ -418,11 +418,13 @@ extension IGBMiniport {
         var segments = 0
         var carried = 0
         var firstByte: UnsafeMutableRawPointer?
+        var firstLength = 0
         if headerLength > 0 {
             let b = slotBuffer[first]
             let offset = Int(b) &* r.pointee.headerStride
             let address = r.pointee.headers! + offset
             firstByte = address
+            firstLength = headerLength
             // If descriptor 0's packet buffer carries data, that segment recycles buffer b.
             let shared = Self.length(d, first) > 0 ? IGBCookie.noRecycle : 0
             nbl.setLayout(segment0: BufferSegment(address: address, iova: r.pointee.headerIOVA![Int(b)],
@@ -451,6 +453,7 @@ extension IGBMiniport {
                                         sharedMemoryOffset: UInt32(offset), cookie: IGBCookie.make(slot: ringSlot, buffer: b))
             if segments == 0 {
                 firstByte = address
+                firstLength = len
                 nbl.setLayout(segment0: segment, dataOffset: 0, dataLength: total, sharedMemoryInfoValid: true)
             } else {
                 nbl.appendSegment(segment)
@@ -458,10 +461,19 @@ extension IGBMiniport {
             segments &+= 1
             carried &+= 1
         }
-        nbl.info = Self.receiveInfo(d, last, status: lastStatus)
+        var info = Self.receiveInfo(d, last, status: lastStatus)
         r.pointee.counters.frames &+= 1
         r.pointee.counters.bytes &+= UInt64(total)
         if let firstByte {
+            // NetBufferListFrameType while the header is in cache (NDIS reads it from the frame otherwise).
+            if firstLength >= 14 {
+                // Safety: the first segment holds at least 14 bytes (checked).
+                var type = UInt16(bigEndian: firstByte.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+                if type == 0x8100 {
+                    type = firstLength >= 18 ? UInt16(bigEndian: firstByte.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) : 0
+                }
+                info.frameType = type
+            }
             // Safety: the first segment holds at least one byte (total ≥ 14).
             let b0 = firstByte.load(as: UInt8.self)
             if b0 & 1 != 0 {
@@ -472,6 +484,7 @@ extension IGBMiniport {
                 }
             }
         }
+        nbl.info = info
         chain.append(one)
         return carried
     }
