@@ -95,7 +95,18 @@ public struct NetBufferListInfo: Sendable {
     public var hashType: HashType = []
     /// NetBufferListFrameType: the EtherType (host order) after any VLAN tag.
     public var frameType: UInt16 = 0
-    @inlinable public init() {}
+    @inlinable public init() {
+        // Spelled out: inlined default-value expressions would be calls per NBL.
+        receiveQueueID = 0
+        receiveFilterID = 0
+        vlanID = 0
+        userPriority = 0
+        vlanPresent = false
+        checksum = ChecksumInfo(rawValue: 0)
+        hashValue = 0
+        hashType = HashType(rawValue: 0)
+        frameType = 0
+    }
 }
 
 /// Where an NBL is in its life; checked in debug builds, counted in release builds.
@@ -210,6 +221,20 @@ public struct NetBufferList {
         storage.pointee.dataLength = UInt32(truncatingIfNeeded: dataLength)
         storage.pointee.sharedMemoryInfoValid = sharedMemoryInfoValid
     }
+
+    /// For a receive buffer bound to this NBL (its segment 0 set up once): the frame is the first
+    /// `length` bytes of segment 0, which becomes the NET_BUFFER's only segment. The per-frame part
+    /// of `setLayout`, without rewriting the segment.
+    @inlinable
+    public func setReceivedLength(_ length: Int) {
+        storage.pointee.segments[0].length = UInt32(truncatingIfNeeded: length)
+        storage.pointee.segmentCount = 1
+        storage.pointee.dataOffset = 0
+        storage.pointee.dataLength = UInt32(truncatingIfNeeded: length)
+    }
+
+    /// Virtual address of segment 0 (nil when it has none). Writing through it can break memory safety.
+    @inlinable public var unsafeFirstSegmentAddress: UnsafeMutableRawPointer? { storage.pointee.segments[0].address }
 
     /// Appends a segment (a lookahead split's post-lookahead part, or the next buffer of a jumbo frame).
     /// - Returns: false when the NET_BUFFER already has `maximumSegmentsPerNetBuffer` segments.
