@@ -78,23 +78,23 @@ public struct HashType: OptionSet, Sendable {
 /// Per-packet out-of-band information (NET_BUFFER_LIST.NetBufferListInfo[]).
 public struct NetBufferListInfo: Sendable {
     /// NET_BUFFER_LIST_RECEIVE_QUEUE_ID: the queue the frame was received on (0 = default).
-    public var receiveQueueID: UInt16 = 0
+    public var receiveQueueID: UInt16
     /// NET_BUFFER_LIST_RECEIVE_FILTER_ID (NDIS sets it to 0 for VMQ; we report the matching filter when known).
-    public var receiveFilterID: UInt16 = 0
+    public var receiveFilterID: UInt16
     /// Ieee8021QNetBufferListInfo.VlanId (0 with `vlanPresent == false`: no tag).
-    public var vlanID: UInt16 = 0
+    public var vlanID: UInt16
     /// Ieee8021QNetBufferListInfo.UserPriority.
-    public var userPriority: UInt8 = 0
+    public var userPriority: UInt8
     /// Whether the hardware stripped an 802.1Q tag into `vlanID`/`userPriority` (or transmit: insert one).
-    public var vlanPresent: Bool = false
+    public var vlanPresent: Bool
     /// TcpIpChecksumNetBufferListInfo.
-    public var checksum: ChecksumInfo = []
+    public var checksum: ChecksumInfo
     /// NetBufferListHashValue.
-    public var hashValue: UInt32 = 0
+    public var hashValue: UInt32
     /// NetBufferListHashInfo (type | function); empty when no hash.
-    public var hashType: HashType = []
+    public var hashType: HashType
     /// NetBufferListFrameType: the EtherType (host order) after any VLAN tag.
-    public var frameType: UInt16 = 0
+    public var frameType: UInt16
     @inlinable public init() {
         // Spelled out: inlined default-value expressions would be calls per NBL.
         receiveQueueID = 0

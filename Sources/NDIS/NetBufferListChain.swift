@@ -54,7 +54,7 @@ public struct NetBufferListChain: ~Copyable {
         guard let h else { return }
         if let tail { tail.pointee.next = h } else { head = h }
         tail = t
-        storedCount += n
+        storedCount &+= n   // bounded by the NBLs in existence
     }
 
     @inlinable
@@ -62,7 +62,7 @@ public struct NetBufferListChain: ~Copyable {
         nbl.pointee.next = nil
         if let tail { tail.pointee.next = nbl } else { head = nbl }
         tail = nbl
-        storedCount += 1
+        storedCount &+= 1
     }
 
     /// Appends the NBL that `view` shows, taken from `source`. For internal relinking.
@@ -72,7 +72,7 @@ public struct NetBufferListChain: ~Copyable {
         head = h.pointee.next
         if head == nil { tail = nil }
         h.pointee.next = nil
-        storedCount -= 1
+        storedCount &-= 1
         return h
     }
 

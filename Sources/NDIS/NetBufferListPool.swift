@@ -69,6 +69,13 @@ public final class NetBufferListPool {
         return i >= 0 && i < capacity ? i : nil
     }
 
+    /// True if `nbl` is this pool's NBL at `index` (a miniport that binds NBL i to its buffer i
+    /// checks a returned NBL with it before taking it back).
+    @inlinable
+    public func holds(_ nbl: NetBufferList, at index: Int) -> Bool {
+        index >= 0 && index < capacity && nbl.storage == storage + index
+    }
+
     /// Takes up to `count` NBLs; the chain is shorter if the pool runs dry.
     @inlinable
     public func allocate(count: Int) -> NetBufferListChain {

@@ -686,31 +686,34 @@ extension IGBMiniport {
             let one = chain.popFirst()
             let nbl = one.first!
             let n = nbl.segmentCount
-            var i = 0
-            while i < n {
-                let cookie = nbl.segment(i).cookie
+            guard n > 0 else { strays.append(one); continue }
+            // Segment 0 names the buffer this NBL is bound to (and, unless marked, a buffer to free).
+            let cookie = nbl.segment(0).cookie
+            var i = 1
+            while true {
+                let c = i == 1 ? cookie : nbl.segment(i - 1).cookie
+                if c & IGBCookie.noRecycle == 0 {
+                    let slot = Int(c >> 24)
+                    let b = c & IGBCookie.indexMask
+                    if slot < Self.ringSlots {
+                        let r = rings + slot
+                        if r.pointee.freeStack != nil, Int(b) < r.pointee.bufferCount, r.pointee.freeCount < r.pointee.bufferCount {
+                            pushFree(r, b)
+                            r.pointee.held &-= 1
+                            touched |= 1 << UInt16(slot)
+                        }
+                    }
+                }
+                if i == n { break }
                 i &+= 1
-                if cookie & IGBCookie.noRecycle != 0 { continue }
-                let slot = Int(cookie >> 24)
-                let b = cookie & IGBCookie.indexMask
-                guard slot < Self.ringSlots else { continue }
-                let r = rings + slot
-                guard r.pointee.freeStack != nil, Int(b) < r.pointee.bufferCount,
-                      r.pointee.freeCount < r.pointee.bufferCount else { continue }
-                pushFree(r, b)
-                r.pointee.held &-= 1
-                touched |= 1 << UInt16(slot)
             }
             // Back into the table entry of the buffer segment 0 names, if this NBL is the one bound there.
-            if n > 0 {
-                let cookie = nbl.segment(0).cookie
-                let slot = Int(cookie >> 24)
-                let b = Int(cookie & IGBCookie.indexMask)
-                if slot < Self.ringSlots, let table = rings[slot].nbls, b < rings[slot].nblCount, table[b].isEmpty,
-                   let pool = rings[slot].pool, pool._withUnsafeGuaranteedRef({ $0.index(of: nbl) }) == b {
-                    table[b] = one
-                    continue
-                }
+            let slot = Int(cookie >> 24)
+            let b = Int(cookie & IGBCookie.indexMask)
+            if slot < Self.ringSlots, let table = rings[slot].nbls, b < rings[slot].nblCount, table[b].isEmpty,
+               let pool = rings[slot].pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
+                table[b] = one
+                continue
             }
             strays.append(one)
         }
