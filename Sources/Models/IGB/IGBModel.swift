@@ -163,7 +163,13 @@ public final class IGBModel: @unchecked Sendable {
     // MARK: wire
     let fifo: FrameFIFO
     var headCountedAsBlocked = false
-    public internal(set) var wireCounters = WireCounters()
+    /// Kept out of line: the transmit path counts every frame, and a class's stored `var` costs a
+    /// dynamic exclusivity check per access.
+    public internal(set) var wireCounters: WireCounters {
+        @inline(__always) unsafeAddress { UnsafePointer(wireCounterCell) }
+        @inline(__always) unsafeMutableAddress { wireCounterCell }
+    }
+    let wireCounterCell: UnsafeMutablePointer<WireCounters>
     var transmitted: [[UInt8]] = []
     unowned(unsafe) var peer: IGBModel? = nil
 
@@ -207,6 +213,8 @@ public final class IGBModel: @unchecked Sendable {
         self.configuration = configuration
         self.deviations = configuration.deviations
         self.iommu = iommu ?? ModelIOMMU(granularity: configuration.iommuGranularity)
+        wireCounterCell = .allocate(capacity: 1)
+        wireCounterCell.initialize(to: WireCounters())
         regs = .allocate(capacity: Reg.barSize / 4)
         regs.initialize(repeating: 0, count: Reg.barSize / 4)
         kinds = .allocate(capacity: Reg.barSize / 4)
@@ -232,6 +240,7 @@ public final class IGBModel: @unchecked Sendable {
         txScratch.deallocate()
         txContext.deallocate()
         benchmarkFrame?.deallocate()
+        wireCounterCell.deallocate()
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
