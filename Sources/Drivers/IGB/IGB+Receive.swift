@@ -686,6 +686,27 @@ extension IGBMiniport {
             let one = chain.popFirst()
             let nbl = one.first!
             let n = nbl.segmentCount
+            if n == 1 {
+                // One buffer, bound to this NBL (the receive fast path's frames): buffer to the free
+                // stack, NBL into its table entry.
+                let cookie = nbl.segment(0).cookie
+                let slot = Int(cookie >> 24)
+                let b = Int(cookie & IGBCookie.indexMask)
+                if cookie & IGBCookie.noRecycle == 0, slot < Self.ringSlots {
+                    let r = rings + slot
+                    let freeCount = r.pointee.freeCount
+                    if let free = r.pointee.freeStack, let table = r.pointee.nbls, b < r.pointee.bufferCount,
+                       freeCount < r.pointee.bufferCount, table[b].isEmpty,
+                       let pool = r.pointee.pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
+                        free[freeCount] = UInt32(b)
+                        r.pointee.freeCount = freeCount &+ 1
+                        r.pointee.held &-= 1
+                        touched |= 1 << UInt16(slot)
+                        table[b] = one
+                        continue
+                    }
+                }
+            }
             guard n > 0 else { strays.append(one); continue }
             // Segment 0 names the buffer this NBL is bound to (and, unless marked, a buffer to free).
             let cookie = nbl.segment(0).cookie
