@@ -92,7 +92,8 @@ def setup(plan, out):
     if r.returncode != 0:
         errors.append(f"modprobe vfio-pci failed: {r.stderr.strip()}")
     try:
-        write("/proc/sys/vm/nr_hugepages", str(plan["hugepages"]))
+        with open("/proc/sys/vm/nr_hugepages", "w") as f:
+            f.write(str(plan["hugepages"]))
     except OSError as e:
         errors.append(f"cannot reserve hugepages: {e}")
     got = int(sysfs("/proc/sys/vm/nr_hugepages") or 0)
@@ -100,12 +101,14 @@ def setup(plan, out):
     if got < plan["hugepages"]:
         errors.append(f"only {got} of {plan['hugepages']} 2 MiB hugepages could be reserved")
 
+    t_bind = time.monotonic()
+    r = run([plan["bind"]] + [n["address"] for n in plan["nics"]])
+    log.append(f"binding {len(plan['nics'])} NICs took {time.monotonic() - t_bind:.1f} s")
     for n in plan["nics"]:
-        r = run([plan["bind"], n["address"]])
         drv = os.path.basename(os.readlink(f"/sys/bus/pci/devices/{n['address']}/driver")) \
             if os.path.islink(f"/sys/bus/pci/devices/{n['address']}/driver") else None
         if r.returncode != 0 or drv != "vfio-pci":
-            errors.append(f"{n['name']}: miniport-bind {n['address']} failed (exit {r.returncode}, driver {drv}): "
+            errors.append(f"{n['name']}: miniport-bind left {n['address']} on {drv} (exit {r.returncode}): "
                           f"{r.stderr.strip()}")
     r = run([plan["bind"], "--status"])
 
