@@ -81,7 +81,7 @@ def main():
         time.sleep(0.01)
     tdh = regs[TDH0 // 4]
     done = bool(status & WB_DD)
-    print(f"sent {traffic.describe(frame)}", flush=True)
+    print(f"queued {traffic.describe(frame)}", flush=True)
     print(f"TDH={tdh}, write-back status 0x{status:08x}: DD {'set' if done else 'NOT set'}", flush=True)
     traffic.write_pcap(os.path.join(a.out, "guest-sent.pcap"), [(time.time(), frame)])
     while "host-done" not in os.listdir(a.out):
