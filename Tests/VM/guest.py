@@ -102,9 +102,10 @@ def setup(plan, out):
         errors.append(f"only {got} of {plan['hugepages']} 2 MiB hugepages could be reserved")
 
     t_bind = time.monotonic()
-    r = run([plan["bind"]] + [n["address"] for n in plan["nics"]])
-    log.append(f"binding {len(plan['nics'])} NICs took {time.monotonic() - t_bind:.1f} s")
-    for n in plan["nics"]:
+    to_bind = [n for n in plan["nics"] if n["bind"]]
+    r = run([plan["bind"]] + [n["address"] for n in to_bind])
+    log.append(f"binding {len(to_bind)} NICs took {time.monotonic() - t_bind:.1f} s")
+    for n in to_bind:
         drv = os.path.basename(os.readlink(f"/sys/bus/pci/devices/{n['address']}/driver")) \
             if os.path.islink(f"/sys/bus/pci/devices/{n['address']}/driver") else None
         if r.returncode != 0 or drv != "vfio-pci":

@@ -34,6 +34,8 @@ class Nic:
     root_port: int  # pcie-root-port N at slot 0x10+N-1 of pcie.0; the NIC is alone on bus N
     port: str  # host socket name: its own, or "link" for the back-to-back pair's hub
     options: str = ""
+    bus: str = ""  # the bus it sits on, when not alone behind root port N
+    bind_at_setup: bool = True
 
 
 NICS = [
@@ -46,6 +48,13 @@ NICS = [
     # so the host sees (and may inject into) the wire between them.
     Nic("igb-a", "igb", "0000:04:00.0", "52:54:00:4d:50:11", "8086:10c9", "enp4s0", 4, "link"),
     Nic("igb-b", "igb", "0000:05:00.0", "52:54:00:4d:50:12", "8086:10c9", "enp5s0", 5, "link"),
+    # Two conventional-PCI e1000 behind one PCIe-to-PCI bridge share an IOMMU group (the bridge
+    # aliases their requester IDs): they test miniport-bind's group checks, and stay on the
+    # kernel's e1000 driver at setup. Their wire is hub 2, to each other only.
+    Nic("grp-a", "e1000", "0000:07:01.0", "52:54:00:4d:50:21", "8086:100e", "ens1", 6, "none",
+        bus="pcibr6", bind_at_setup=False),
+    Nic("grp-b", "e1000", "0000:07:02.0", "52:54:00:4d:50:22", "8086:100e", "ens2", 6, "none",
+        bus="pcibr6", bind_at_setup=False),
 ]
 NIC_BY_NAME = {n.name: n for n in NICS}
 PORTS = ["igb0", "e1000e0", "virtio0", "link"]
@@ -57,9 +66,11 @@ def qemu_options(sock_dir, dump_dir=None):
     o = ["-machine", "q35,kernel-irqchip=split",
          # before the NICs; caching-mode lets the guest's vfio map DMA through the vIOMMU
          "-device", "intel-iommu,intremap=on,caching-mode=on"]
-    for n in NICS:
-        o += ["-device", f"pcie-root-port,id=rp{n.root_port},bus=pcie.0,chassis={n.root_port},"
-                         f"addr=0x{0x10 + n.root_port - 1:x}.0"]
+    for rp in sorted({n.root_port for n in NICS}):
+        o += ["-device", f"pcie-root-port,id=rp{rp},bus=pcie.0,chassis={rp},addr=0x{0x10 + rp - 1:x}.0"]
+    for bus in sorted({n.bus for n in NICS if n.bus}):
+        rp = next(n.root_port for n in NICS if n.bus == bus)
+        o += ["-device", f"pcie-pci-bridge,id={bus},bus=rp{rp},addr=0.0"]
     for p in PORTS:
         o += ["-netdev", f"dgram,id=sock-{p},local.type=unix,local.path={sock_dir}/{p}.qemu,"
                          f"remote.type=unix,remote.path={sock_dir}/{p}.host"]
@@ -68,11 +79,14 @@ def qemu_options(sock_dir, dump_dir=None):
     for n in NICS:
         if n.port == "link":
             o += ["-netdev", f"hubport,id=hub-{n.name},hubid={HUB_ID}"]
+        elif n.port == "none":
+            o += ["-netdev", f"hubport,id=hub-{n.name},hubid={HUB_ID + 1}"]
     o += ["-netdev", f"hubport,id=hub-link,hubid={HUB_ID},netdev=sock-link"]
     for n in NICS:
-        netdev = f"hub-{n.name}" if n.port == "link" else f"sock-{n.port}"
+        netdev = f"hub-{n.name}" if n.port in ("link", "none") else f"sock-{n.port}"
         opts = f",{n.options}" if n.options else ""
-        o += ["-device", f"{n.model},netdev={netdev},bus=rp{n.root_port},addr=0.0,mac={n.mac}{opts}"]
+        where = f"bus={n.bus},addr=0x{int(n.address[-4:-2], 16):x}.0" if n.bus else f"bus=rp{n.root_port},addr=0.0"
+        o += ["-device", f"{n.model},netdev={netdev},{where},mac={n.mac}{opts}"]
     return o
 
 
