@@ -260,11 +260,19 @@ class Port:
             return list(self.undelivered[mark[2]:])
 
     def send(self, frames, pace=None):
-        """Sends frames one by one, `pace` seconds apart; returns how many QEMU accepted."""
+        """Sends frames one by one, `pace` seconds apart; returns how many QEMU accepted.
+
+        Once QEMU has not read one frame within send_timeout, the rest are recorded undelivered.
+        """
         pace = self.pace if pace is None else pace
         ok = 0
+        stalled = None
         for frame in frames:
             frame = bytes(frame)
+            if stalled:  # QEMU stopped reading: do not wait send_timeout again for every frame
+                with self._cond:
+                    self.undelivered.append((time.time(), frame, f"not sent: {stalled}"))
+                continue
             try:
                 self.tx.sendto(frame, self.qemu_path)
                 with self._cond:
@@ -272,6 +280,7 @@ class Port:
                 ok += 1
             except (socket.timeout, BlockingIOError):
                 reason = f"QEMU did not read its socket for {self.send_timeout} s (the NIC cannot receive)"
+                stalled = "an earlier frame was not read by QEMU"
                 with self._cond:
                     self.undelivered.append((time.time(), frame, reason))
             except (FileNotFoundError, ConnectionRefusedError) as e:
