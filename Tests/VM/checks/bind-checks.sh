@@ -1,5 +1,5 @@
 #!/bin/sh
-# Guest-side check of udev/miniport-bind on a real NIC (run by the test bed on the e1000e):
+# Guest-side check of udev/miniport-bind on a real NIC (run by the test bed on the e1000e and virtio):
 # --unbind restores the kernel driver; a live interface (up, with an address) is refused with a
 # message naming the fix; --force and interface names work; --status shows the recorded driver;
 # re-binding an already bound NIC and bad names behave. Leaves the NIC bound to vfio-pci.
@@ -11,10 +11,12 @@ B=${MINIPORT_BIND:-udev/miniport-bind}
 ERR=${MINIPORT_SCENARIO_DIR:-/tmp}/stderr.txt
 fail() { echo "FAIL: $*"; exit 1; }
 drv() { basename "$(readlink "/sys/bus/pci/devices/$DEV/driver")" 2>/dev/null; }
+# the interface: in the PCI function's net/, or its virtio child's (virtio-net)
+ifname() { for d in /sys/bus/pci/devices/$DEV/net /sys/bus/pci/devices/$DEV/virtio*/net; do [ -d "$d" ] && ls "$d"; done; }
 
 $B --unbind "$DEV" || fail "--unbind $DEV exited $?"
 [ "$(drv)" = "$KDRV" ] || fail "after --unbind $DEV is on '$(drv)', expected $KDRV"
-IF=$(ls "/sys/bus/pci/devices/$DEV/net")
+IF=$(ifname)
 [ -n "$IF" ] || fail "$KDRV gave $DEV no interface"
 echo "ok: --unbind gave $DEV back to $KDRV as $IF"
 
@@ -36,7 +38,7 @@ echo "ok: --force by interface name, --status"
 $B "$DEV" || fail "binding an already bound NIC exited $?"
 [ "$(drv)" = vfio-pci ] || fail "re-binding moved $DEV"
 $B --unbind "$DEV" && [ "$(drv)" = "$KDRV" ] || fail "second --unbind: $DEV on '$(drv)'"
-IF=$(ls "/sys/bus/pci/devices/$DEV/net")
+IF=$(ifname)
 $B "$IF" || fail "binding the idle $IF by name exited $?"
 [ "$(drv)" = vfio-pci ] || fail "$DEV on '$(drv)' after binding $IF"
 echo "ok: already-bound is a no-op; unbind/bind round trip"
