@@ -64,6 +64,8 @@ HUB_ID = 1
 def qemu_options(sock_dir, dump_dir=None):
     """The -machine/-device/-netdev options for the guest (appended to what vng passes)."""
     o = ["-machine", "q35,kernel-irqchip=split",
+         # vng passes -cpu max; without SVM/VMX the guest's udev does not try to load kvm (seconds under TCG)
+         "-cpu", "max,svm=off,vmx=off",
          # before the NICs; caching-mode lets the guest's vfio map DMA through the vIOMMU
          "-device", "intel-iommu,intremap=on,caching-mode=on"]
     for rp in sorted({n.root_port for n in NICS}):
