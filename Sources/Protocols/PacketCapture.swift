@@ -1,0 +1,109 @@
+import NDIS
+
+/// A protocol module that writes every frame it receives to a pcapng (or classic pcap) file.
+///
+/// Each receive queue is one pcapng interface (`rxq<id>`, described by its filters), so a reader
+/// sees which queue got each frame. Frames are written exactly as on the wire: a VLAN tag the
+/// hardware stripped (`NetBufferListInfo.vlanPresent`) is put back, and there is no FCS.
+/// With a `limit`, exactly that many frames are written in total across all queues; later frames
+/// are given back unwritten. Receive paths allocate nothing: frames go through the writer's
+/// preallocated buffer, counters are fixed tables.
+public final class PacketCapture: ProtocolDriver {
+    public let writer: CaptureFileWriter
+    public let interfaces: [CaptureInterface]
+    /// Frames to write in total; nil for no limit.
+    public let limit: Int?
+    /// Frames and bytes written, per queue (bytes as on the wire).
+    public let counters = QueueCounters()
+    /// Frames written in total.
+    public private(set) var framesWritten = 0
+    /// Frames received but not written because the file failed.
+    public private(set) var drops: UInt64 = 0
+    /// Frames received after the limit was reached (given back, not written, not lost).
+    public private(set) var framesAfterLimit: UInt64 = 0
+    /// Queue id → pcapng interface index.
+    let interfaceIndex: UnsafeMutablePointer<UInt32>
+    let fallbackInterface: UInt32
+
+    /// Captures to an open writer whose interfaces are `interfaces` (in the order written).
+    public init(writer: CaptureFileWriter, interfaces: [CaptureInterface], limit: Int?) {
+        self.writer = writer
+        self.interfaces = interfaces
+        self.limit = limit
+        interfaceIndex = .allocate(capacity: QueueCounters.capacity)
+        interfaceIndex.initialize(repeating: UInt32.max, count: QueueCounters.capacity)
+        for (i, interface) in interfaces.enumerated() where Int(interface.queue.rawValue) < QueueCounters.capacity {
+            interfaceIndex[Int(interface.queue.rawValue)] = UInt32(i)
+        }
+        // A frame from a queue with no interface of its own is written on the default queue's.
+        fallbackInterface = interfaces.firstIndex { $0.queue.isDefault }.map(UInt32.init) ?? 0
+    }
+
+    /// Creates `path` with one interface per queue, sorted by queue id.
+    /// - Throws: `CaptureFileError` when the file cannot be created.
+    public convenience init(path: String, format: CaptureFormat? = nil, interfaces: [CaptureInterface], limit: Int?) throws(CaptureFileError) {
+        let sorted = interfaces.sorted { $0.queue < $1.queue }
+        let writer = try CaptureFileWriter(path: path, format: format ?? .forFileName(path), interfaces: sorted)
+        self.init(writer: writer, interfaces: sorted, limit: limit)
+    }
+
+    deinit { interfaceIndex.deallocate() }
+
+    /// True once `limit` frames are written.
+    public var isComplete: Bool {
+        guard let limit else { return false }
+        return framesWritten >= limit
+    }
+
+    /// Flushes and closes the file; returns the write error, if one happened.
+    @discardableResult
+    public func finish() -> CaptureFileError? {
+        writer.close()
+        return writer.writeError
+    }
+
+    // MARK: ProtocolDriver
+
+    public func receiveNetBufferLists(_ chain: consuming NetBufferListChain, binding: Binding, queue: ReceiveQueueID, count: Int, flags: ReceiveFlags) {
+        write(chain)
+        binding.returnNetBufferLists(chain)
+    }
+
+    public func receiveNetBufferListsWithResources(_ chain: borrowing NetBufferListChain, binding: Binding, queue: ReceiveQueueID, count: Int, flags: ReceiveFlags) {
+        // RESOURCES: the frames are ours only during this call; the file copy is all we keep.
+        write(chain)
+    }
+
+    public var handlesResourcesIndications: Bool { true }
+
+    public func coReceiveNetBufferLists(_ chain: consuming NetBufferListChain, vc: VirtualConnection, count: Int, flags: ReceiveFlags) {
+        write(chain)
+        vc.binding.returnNetBufferLists(chain)
+    }
+
+    func write(_ chain: borrowing NetBufferListChain) {
+        let writer = self.writer
+        let counters = self.counters
+        let table = interfaceIndex
+        let fallback = fallbackInterface
+        let limit = self.limit ?? Int.max
+        var written = framesWritten
+        var dropped: UInt64 = 0
+        var after: UInt64 = 0
+        chain.forEach { nbl in
+            guard written < limit else { after &+= 1; return }
+            let q = nbl.info.receiveQueueID
+            var interface = Int(q) < QueueCounters.capacity ? table[Int(q)] : UInt32.max
+            if interface == UInt32.max { interface = fallback }
+            if let wire = writer.write(nbl, interface: Int(interface), timestamp: Clock.realtimeNanoseconds()) {
+                counters.add(queue: q, length: wire)
+                written += 1
+            } else {
+                dropped &+= 1
+            }
+        }
+        framesWritten = written
+        drops &+= dropped
+        framesAfterLimit &+= after
+    }
+}
