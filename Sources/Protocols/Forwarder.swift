@@ -23,6 +23,8 @@ public final class Forwarder: ProtocolDriver {
     }
 
     public let mode: Mode
+    /// Forward only frames of this receive queue (others are given back and counted in `ignored`).
+    public var inputQueue: ReceiveQueueID?
     /// Send NBLs in the copy pool.
     public let sendPoolSize: Int
     /// Frames handed to the output binding.
@@ -69,7 +71,7 @@ public final class Forwarder: ProtocolDriver {
     // MARK: ProtocolDriver
 
     public func receiveNetBufferLists(_ chain: consuming NetBufferListChain, binding: Binding, queue: ReceiveQueueID, count: Int, flags: ReceiveFlags) {
-        guard let output, binding !== output, input == nil || binding === input else {
+        guard let output, binding !== output, input == nil || binding === input, inputQueue == nil || inputQueue == queue else {
             ignored &+= UInt64(count)
             binding.returnNetBufferLists(chain)
             return
@@ -78,7 +80,7 @@ public final class Forwarder: ProtocolDriver {
     }
 
     public func coReceiveNetBufferLists(_ chain: consuming NetBufferListChain, vc: VirtualConnection, count: Int, flags: ReceiveFlags) {
-        guard let output else {
+        guard let output, inputQueue == nil || inputQueue == vc.queue else {
             ignored &+= UInt64(count)
             vc.binding.returnNetBufferLists(chain)
             return

@@ -9,8 +9,9 @@ import NDIS
 /// are given back unwritten. Receive paths allocate nothing: frames go through the writer's
 /// preallocated buffer, counters are fixed tables.
 public final class PacketCapture: ProtocolDriver {
-    public let writer: CaptureFileWriter
-    public let interfaces: [CaptureInterface]
+    /// The file being written; nil until `start`. Frames that arrive before are given back unwritten.
+    public private(set) var writer: CaptureFileWriter?
+    public private(set) var interfaces: [CaptureInterface] = []
     /// Frames to write in total; nil for no limit.
     public let limit: Int?
     /// Frames and bytes written, per queue (bytes as on the wire).
@@ -19,19 +20,27 @@ public final class PacketCapture: ProtocolDriver {
     public private(set) var framesWritten = 0
     /// Frames received but not written because the file failed.
     public private(set) var drops: UInt64 = 0
-    /// Frames received after the limit was reached (given back, not written, not lost).
-    public private(set) var framesAfterLimit: UInt64 = 0
+    /// Frames received before `start` or after the limit was reached (given back, not written, not lost).
+    public private(set) var framesNotCaptured: UInt64 = 0
     /// Queue id → pcapng interface index.
     let interfaceIndex: UnsafeMutablePointer<UInt32>
-    let fallbackInterface: UInt32
+    var fallbackInterface: UInt32 = 0
 
-    /// Captures to an open writer whose interfaces are `interfaces` (in the order written).
-    public init(writer: CaptureFileWriter, interfaces: [CaptureInterface], limit: Int?) {
-        self.writer = writer
-        self.interfaces = interfaces
+    /// A capture that writes at most `limit` frames (nil: until stopped). Open its binding, set up
+    /// the queues, then `start` it with the file.
+    public init(limit: Int?) {
         self.limit = limit
         interfaceIndex = .allocate(capacity: QueueCounters.capacity)
         interfaceIndex.initialize(repeating: UInt32.max, count: QueueCounters.capacity)
+    }
+
+    deinit { interfaceIndex.deallocate() }
+
+    /// Starts writing to an open writer whose interfaces are `interfaces`, in the order written.
+    public func start(writer: CaptureFileWriter, interfaces: [CaptureInterface]) {
+        self.writer = writer
+        self.interfaces = interfaces
+        interfaceIndex.update(repeating: UInt32.max, count: QueueCounters.capacity)
         for (i, interface) in interfaces.enumerated() where Int(interface.queue.rawValue) < QueueCounters.capacity {
             interfaceIndex[Int(interface.queue.rawValue)] = UInt32(i)
         }
@@ -39,15 +48,13 @@ public final class PacketCapture: ProtocolDriver {
         fallbackInterface = interfaces.firstIndex { $0.queue.isDefault }.map(UInt32.init) ?? 0
     }
 
-    /// Creates `path` with one interface per queue, sorted by queue id.
+    /// Creates `path` with one interface per queue, sorted by queue id, and starts writing.
     /// - Throws: `CaptureFileError` when the file cannot be created.
-    public convenience init(path: String, format: CaptureFormat? = nil, interfaces: [CaptureInterface], limit: Int?) throws(CaptureFileError) {
+    public func start(path: String, format: CaptureFormat? = nil, interfaces: [CaptureInterface]) throws(CaptureFileError) {
         let sorted = interfaces.sorted { $0.queue < $1.queue }
         let writer = try CaptureFileWriter(path: path, format: format ?? .forFileName(path), interfaces: sorted)
-        self.init(writer: writer, interfaces: sorted, limit: limit)
+        start(writer: writer, interfaces: sorted)
     }
-
-    deinit { interfaceIndex.deallocate() }
 
     /// True once `limit` frames are written.
     public var isComplete: Bool {
@@ -58,8 +65,8 @@ public final class PacketCapture: ProtocolDriver {
     /// Flushes and closes the file; returns the write error, if one happened.
     @discardableResult
     public func finish() -> CaptureFileError? {
-        writer.close()
-        return writer.writeError
+        writer?.close()
+        return writer?.writeError
     }
 
     // MARK: ProtocolDriver
@@ -82,7 +89,10 @@ public final class PacketCapture: ProtocolDriver {
     }
 
     func write(_ chain: borrowing NetBufferListChain) {
-        let writer = self.writer
+        guard let writer, !writer.isClosed else {
+            framesNotCaptured &+= UInt64(chain.count)
+            return
+        }
         let counters = self.counters
         let table = interfaceIndex
         let fallback = fallbackInterface
@@ -104,6 +114,6 @@ public final class PacketCapture: ProtocolDriver {
         }
         framesWritten = written
         drops &+= dropped
-        framesAfterLimit &+= after
+        framesNotCaptured &+= after
     }
 }
