@@ -71,13 +71,15 @@ enum AdapterFactory {
     /// The MAC address the model NIC has (a locally administered QEMU-style address).
     static let modelMAC = MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x56)
 
-    static func open(device: String?, model: Bool, logger: Logger, macAddress: MACAddress = modelMAC) throws(CLIError) -> OpenedAdapter {
+    static func open(device: String?, model: Bool, logger: Logger, macAddress: MACAddress = modelMAC,
+                     modelName: String = "model0") throws(CLIError) -> OpenedAdapter {
         if model {
-            let name = device ?? "model0"
-            if let device { _ = try PCIAddressText.normalize(device) }
-            let lock = try DeviceLock.acquire(name)
+            // A model NIC lives in this process; only a model named after a device address is
+            // locked, so scripts that pass the same --device to the model see the same busy rule.
+            let name = try device.map { (d: String) throws(CLIError) in try PCIAddressText.normalize(d) } ?? modelName
+            let lock = try device.map { _ throws(CLIError) in try DeviceLock.acquire(name) }
             do { return try makeModel(name: name, macAddress: macAddress, lock: lock, logger: logger) } catch {
-                lock.release()
+                lock?.release()
                 throw error
             }
         }
@@ -91,7 +93,7 @@ enum AdapterFactory {
 
     /// The hardware model. Until the IGB model is in the build this is the loopback miniport (a
     /// device-less NIC with emulated MAC/VLAN filters and an injectable wire).
-    static func makeModel(name: String, macAddress: MACAddress, lock: DeviceLock, logger: Logger) throws(CLIError) -> OpenedAdapter {
+    static func makeModel(name: String, macAddress: MACAddress, lock: DeviceLock?, logger: Logger) throws(CLIError) -> OpenedAdapter {
         var c = LoopbackMiniport.Configuration()
         c.macAddress = macAddress
         c.hardwareQueues = 7          // 82576: 8 VMDq pools, one of them the default queue

@@ -78,6 +78,12 @@ enum Stop {
         let handler: @convention(c) (Int32) -> Void = { _ in Stop.requested.store(true, ordering: .relaxed) }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent may have started us with these blocked (test runners do): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

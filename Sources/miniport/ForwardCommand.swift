@@ -37,15 +37,13 @@ struct Forward: ParsableCommand {
         let limit = try parseCount(count, option: "--count")
         if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
         if !common.model && to == nil { throw CLIError.input(.missing("--to ADDR is needed: the NIC to send on")) }
-        let inName = device ?? (common.model ? "model0" : nil)
-        let outName = to ?? "model1"
-        if let inName, (try? PCIAddressText.normalize(inName)) ?? inName == (try? PCIAddressText.normalize(outName)) ?? outName {
-            throw CLIError.input(.missing("--device and --to name the same NIC \(outName): forward between two NICs"))
+        if let device, let to, let a = try? PCIAddressText.normalize(device), a == (try? PCIAddressText.normalize(to)) {
+            throw CLIError.input(.missing("--device and --to both name \(a): forward between two different NICs"))
         }
-        let input = try AdapterFactory.open(device: inName, model: common.model, logger: logger)
+        let input = try AdapterFactory.open(device: device, model: common.model, logger: logger)
         defer { input.close() }
-        let output = try AdapterFactory.open(device: outName, model: common.model, logger: logger,
-                                             macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57))
+        let output = try AdapterFactory.open(device: to, model: common.model, logger: logger,
+                                             macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
         defer { output.close() }
         Stop.installHandlers()
         // Zero-copy needs the sender to reach the receiver's buffers: true for the model (the CPU
