@@ -36,10 +36,18 @@ let package = Package(
         .target(name: "IGBModel", dependencies: ["DeviceAccess"], path: "Sources/Models/IGB"),
         .target(name: "IGB", dependencies: ["NDIS", "DeviceAccess"], path: "Sources/Drivers/IGB"),
         .target(name: "Protocols", dependencies: ["NDIS"]),
+        // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
+        .target(name: "CBenchSupport"),
+        .target(
+            name: "MiniportBench",
+            dependencies: ["NDIS", "DeviceAccess", "CBenchSupport"]
+        ),
+        // What `miniport bench --instructions` runs under callgrind (no async main: valgrind-safe).
+        .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Benchmarks/Profile"),
         .executableTarget(
             name: "miniport",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols",
+                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,5 +67,6 @@ let package = Package(
         .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+        .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )

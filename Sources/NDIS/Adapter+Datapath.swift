@@ -71,9 +71,10 @@ extension Adapter {
         account(chain, queue: queue, sign: 1)
         for b in bindings where !b.isMonitor && b.isOpen {
             if chain.isEmpty { break }
-            let mine: NetBufferListChain
+            var mine = NetBufferListChain()
             if b.frameTypes.isEmpty {
-                mine = chain.removeAll { _ in true }
+                // Takes every frame: move the whole chain (O(1)) instead of relinking NBL by NBL.
+                swap(&mine, &chain)
             } else {
                 let types = b.frameTypes
                 mine = chain.removeAll { types.contains($0.storage.pointee.info.frameType) }
@@ -190,7 +191,8 @@ extension Adapter {
     public func returnNetBufferLists(_ chain: consuming NetBufferListChain, flags: ReturnFlags) {
         // Copies made for RESOURCES indications go back to the copy pool, not to the miniport.
         var chain = chain
-        if let pool = copyPool {
+        if let pool = copyPool, pool.outstanding > 0 {
+            // Only when copies are out can the chain hold one; otherwise skip the per-NBL walk.
             let copies = chain.removeAll { pool.index(of: $0) != nil }
             if !copies.isEmpty { _ = pool.free(copies) }
         }

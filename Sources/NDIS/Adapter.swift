@@ -241,7 +241,8 @@ public final class Adapter: NetBufferListReturnTarget {
                 guard state == .halting || state == .initializing else {
                     throw .memoryInUse(handle, "it backs the default queue, whose shared memory is freed in MiniportHaltEx")
                 }
-            } else if let q = queues[shm.queue.rawValue], q.state != .freeing {
+            } else if state != .halting, let q = queues[shm.queue.rawValue], q.state != .freeing {
+                // (At halt the miniport frees every queue's memory, VMQ queues included.)
                 throw .memoryInUse(handle, "\(shm.queue) is \(q.state.rawValue); its memory is freed while the queue is freed (OID_RECEIVE_FILTER_FREE_QUEUE)")
             }
         }

@@ -29,6 +29,13 @@ public final class LoopbackMiniport: MiniportDriver {
             self.id = id
             self.params = params
         }
+        deinit {
+            // Buffers the "hardware" still holds go back to their pool.
+            if let pool {
+                _ = pool.free(free.removeAll { _ in true })
+                _ = pool.free(batch.removeAll { _ in true })
+            }
+        }
     }
 
     public let configuration: Configuration
@@ -214,6 +221,10 @@ public final class LoopbackMiniport: MiniportDriver {
                 _ = one.takeAllForTesting()
                 if useResourcesWhenLow {
                     // Low on buffers: indicate from a reserve with RESOURCES; ownership returns at once.
+                    // Frames of one queue stay in order: what is batched goes first.
+                    if !q.batch.isEmpty {
+                        handle.indicateReceive(q.batch.removeAll { _ in true }, queue: ReceiveQueueID(target), flags: .sharedMemoryInfoValid)
+                    }
                     resourcesIndications += 1
                     indicateWithResources(frame, queue: target)
                 } else {

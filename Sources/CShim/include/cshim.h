@@ -3,6 +3,8 @@
 #include <linux/vfio.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <linux/mman.h>
 
 /* VFIO ioctl request numbers are function-like macros; export them as constants. */
 static const unsigned long MINIPORT_VFIO_GET_API_VERSION = VFIO_GET_API_VERSION;
@@ -27,6 +29,18 @@ static inline int miniport_ioctl_ptr(int fd, unsigned long request, void *arg) {
 static inline int miniport_ioctl_int(int fd, unsigned long request, unsigned long arg) { return ioctl(fd, request, arg); }
 /* eventfd(2) is not exported by Swift's Glibc module. */
 static inline int miniport_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
+/* mmap flags for 2 MiB hugepages (MAP_HUGE_2MB is a shifted macro Swift does not import). */
+static const int MINIPORT_MAP_HUGETLB = MAP_HUGETLB;
+static const int MINIPORT_MAP_HUGE_2MB = MAP_HUGE_2MB;
+static const int MINIPORT_MAP_POPULATE = MAP_POPULATE;
+/* RLIMIT_MEMLOCK is an enum constant behind a macro in glibc. */
+#include <sys/resource.h>
+static const int MINIPORT_RLIMIT_MEMLOCK = RLIMIT_MEMLOCK;
+
+/* Sizes of VFIO structures that end in a flexible array (Swift drops the array member). */
+static const unsigned int MINIPORT_VFIO_IRQ_SET_HEADER_SIZE = sizeof(struct vfio_irq_set);
+static const unsigned int MINIPORT_VFIO_IOMMU_INFO_SIZE = sizeof(struct vfio_iommu_type1_info);
+
 static const int MINIPORT_EFD_CLOEXEC = EFD_CLOEXEC;
 static const int MINIPORT_EFD_NONBLOCK = EFD_NONBLOCK;
 #endif

@@ -1,2 +1,16 @@
-// Guest-side scenarios for the VM test bed (issue 4). Each scenario is a subcommand.
-print("VMScenarios: no scenarios yet")
+// Guest-side scenarios for the VM test bed (Tests/VM/run boots the guest and runs them).
+// Each scenario is a subcommand; add yours to `subcommands` below.
+import ArgumentParser
+
+struct VMScenarios: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "VMScenarios",
+        abstract: "Scenarios run inside the VM test bed's guest against QEMU's NICs bound to vfio-pci.",
+        subcommands: [
+            VFIOSmoke.self,
+            IGBTraffic.self,
+        ]
+    )
+}
+
+VMScenarios.main()

@@ -1,0 +1,606 @@
+import DeviceAccess
+import NDIS
+import Synchronization
+
+/// Software counters of one receive ring (64-bit, never cleared).
+public struct IGBQueueCounters: Sendable, Equatable {
+    public var frames: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var broadcast: UInt64 = 0
+    public var multicast: UInt64 = 0
+    /// Write-backs that failed validation (length, errors, missing EOP); the buffers were recycled.
+    public var badWriteBacks: UInt64 = 0
+    /// Frames dropped because no NBL was free (should stay 0: the pool holds one NBL per buffer).
+    public var noNetBufferList: UInt64 = 0
+    /// Frames indicated with NDIS_RECEIVE_FLAGS_RESOURCES because protocols held most buffers.
+    public var resourcesIndications: UInt64 = 0
+}
+
+/// One receive ring and its buffers. A plain struct of pointers and counters: the hot path reads
+/// and writes it in place through `IGBMiniport.rx`, with no reference counting.
+///
+///     descriptor slots:   [ nextToClean … nextToFill )  posted: owned by hardware
+///                         [ nextToFill … nextToClean )  empty: no buffer (one slot always stays
+///                                                       empty, so RDH == RDT means "ring empty")
+///     buffers:            posted (slotBuffer) | free (freeStack) | held by protocols (`held`)
+struct IGBReceiveRing {
+    /// This ring's slot in `IGBMiniport.rx` (encoded in buffer cookies).
+    var slot = 0
+    /// The hardware queue (= VMDq pool for slots 0–7).
+    var hardwareQueue = 0
+    /// The NDIS queue the ring indicates on.
+    var queueID = ReceiveQueueID.default
+    var active = false
+    /// SRRCTL header split: every descriptor also carries a header buffer.
+    var split = false
+
+    var descriptors: UnsafeMutableRawPointer?
+    var descriptorIOVA: UInt64 = 0
+    var count = 0
+    var mask = 0
+    var nextToClean = 0
+    var nextToFill = 0
+    var posted = 0
+    /// Buffer index posted in each descriptor slot.
+    var slotBuffer: UnsafeMutablePointer<UInt32>?
+    /// Free buffer indices (a stack).
+    var freeStack: UnsafeMutablePointer<UInt32>?
+    var freeCount = 0
+    /// Buffers indicated to protocols and not yet returned.
+    var held = 0
+
+    var bufferCount = 0
+    var bufferSize = 0
+    var buffers: UnsafeMutableRawPointer?
+    var bufferIOVA: UnsafeMutablePointer<UInt64>?
+    var bufferMemory = SharedMemoryHandle.none
+    var headerSize = 0
+    var headerStride = 0
+    var headers: UnsafeMutableRawPointer?
+    var headerIOVA: UnsafeMutablePointer<UInt64>?
+    var headerMemory = SharedMemoryHandle.none
+
+    /// The NBL pool of this ring (kept alive by the adapter until halt).
+    var pool: Unmanaged<NetBufferListPool>?
+    /// Dropping the rest of an over-long frame, up to its EOP.
+    var discarding = false
+    /// Below this many buffers (posted + free) a batch is indicated with RESOURCES.
+    var lowWater = 0
+    var counters = IGBQueueCounters()
+
+    /// Frees the ring's own tables (not the shared memory).
+    mutating func releaseTables() {
+        slotBuffer?.deallocate(); slotBuffer = nil
+        freeStack?.deallocate(); freeStack = nil
+        bufferIOVA?.deallocate(); bufferIOVA = nil
+        headerIOVA?.deallocate(); headerIOVA = nil
+        descriptors = nil
+        buffers = nil
+        headers = nil
+        pool = nil
+        active = false
+        posted = 0
+        freeCount = 0
+        held = 0
+    }
+}
+
+/// Buffer cookies: ring slot in bits 27:24, buffer index in bits 22:0; bit 23 marks a segment
+/// whose buffer is recycled through another segment of the same NBL.
+enum IGBCookie {
+    static let noRecycle: UInt32 = 1 << 23
+    static let indexMask: UInt32 = (1 << 23) - 1
+    @inline(__always) static func make(slot: Int, buffer: UInt32) -> UInt32 { UInt32(slot) << 24 | buffer }
+}
+
+/// Receive packet buffer size: SRRCTL.BSIZEPACKET in KB; 2 KB divides every page size, so a
+/// buffer never straddles two IOVA segments.
+let igbReceiveBufferSize = 2048
+
+extension IGBMiniport {
+    // MARK: - Setup (control path)
+
+    /// Allocates a ring's shared memory, programs the queue's registers (§4.5.9) and fills it.
+    /// - Parameters:
+    ///   - slot: ring slot in `rx`.
+    ///   - hardwareQueue: receive queue 0–15.
+    ///   - queue: NDIS queue whose shared memory this is and on which frames are indicated.
+    ///   - descriptors: ring size, a power of two.
+    ///   - buffers: receive buffers (≥ descriptors).
+    ///   - headerSize: header buffer bytes for header split (0: one buffer per descriptor).
+    func setUpReceiveRing(slot: Int, hardwareQueue: Int, queue: ReceiveQueueID,
+                          descriptors: Int, buffers: Int, headerSize: Int) throws {
+        precondition(!rx[slot].active, "ring slot \(slot) is already in use")
+        let split = headerSize > 0
+        let headerStride = split ? max(64, 1 << (64 - UInt64(headerSize - 1).leadingZeroBitCount)) : 0
+        var memory: [SharedMemory] = []
+        do {
+            let ring = try handle.allocateSharedMemory(queue: queue, length: descriptors * AdvancedRxRead.size,
+                                                       usage: .receive, flags: .contiguous)
+            memory.append(ring)
+            let data = try handle.allocateSharedMemory(queue: queue, length: buffers * igbReceiveBufferSize, usage: .receive)
+            memory.append(data)
+            var header: SharedMemory?
+            if split {
+                let h = try handle.allocateSharedMemory(queue: queue, length: buffers * headerStride, usage: .receiveLookahead)
+                memory.append(h)
+                header = h
+            }
+            ringMemory[slot] = memory
+            let pool = takePool(slot: slot, capacity: buffers, queue: queue)
+
+            let r = rx + slot
+            r.pointee.releaseTables()
+            r.pointee.hardwareQueue = hardwareQueue
+            r.pointee.queueID = queue
+            r.pointee.split = split
+            r.pointee.descriptors = ring.unsafeVirtualAddress
+            r.pointee.descriptorIOVA = ring.scatterGatherList[0].iova
+            r.pointee.count = descriptors
+            r.pointee.mask = descriptors - 1
+            r.pointee.nextToClean = 0
+            r.pointee.nextToFill = 0
+            r.pointee.posted = 0
+            r.pointee.bufferCount = buffers
+            r.pointee.bufferSize = igbReceiveBufferSize
+            r.pointee.buffers = data.unsafeVirtualAddress
+            r.pointee.bufferMemory = data.sharedMemoryHandle
+            r.pointee.headerSize = split ? headerSize : 0
+            r.pointee.headerStride = headerStride
+            r.pointee.headers = header?.unsafeVirtualAddress
+            r.pointee.headerMemory = header?.sharedMemoryHandle ?? .none
+            r.pointee.pool = Unmanaged.passUnretained(pool)
+            r.pointee.discarding = false
+            r.pointee.lowWater = max(configuration.refillBatch, buffers / 8)
+            r.pointee.counters = IGBQueueCounters()
+
+            let slotBuffer = UnsafeMutablePointer<UInt32>.allocate(capacity: descriptors)
+            slotBuffer.initialize(repeating: 0, count: descriptors)
+            let freeStack = UnsafeMutablePointer<UInt32>.allocate(capacity: buffers)
+            let iovas = UnsafeMutablePointer<UInt64>.allocate(capacity: buffers)
+            for i in 0..<buffers {
+                // Stack order: buffer 0 on top, so buffer i goes to descriptor i on the first fill.
+                freeStack[buffers - 1 - i] = UInt32(i)
+                iovas[i] = data.region.iova(atOffset: i * igbReceiveBufferSize) ?? 0
+            }
+            r.pointee.slotBuffer = slotBuffer
+            r.pointee.freeStack = freeStack
+            r.pointee.freeCount = buffers
+            r.pointee.bufferIOVA = iovas
+            if let header {
+                let hiovas = UnsafeMutablePointer<UInt64>.allocate(capacity: buffers)
+                for i in 0..<buffers { hiovas[i] = header.region.iova(atOffset: i * headerStride) ?? 0 }
+                r.pointee.headerIOVA = hiovas
+            }
+            // Safety: the ring block is `descriptors * 16` bytes, just allocated.
+            ring.unsafeVirtualAddress.initializeMemory(as: UInt8.self, repeating: 0, count: descriptors * AdvancedRxRead.size)
+        } catch {
+            for m in memory { try? handle.freeSharedMemory(m.allocationHandle) }
+            ringMemory[slot] = []
+            rx[slot].releaseTables()
+            throw error
+        }
+        try programReceiveQueue(slot: slot)
+    }
+
+    /// §4.5.9 / §8.10: ring base and length, SRRCTL, RXDCTL.ENABLE (and wait for it), then fill.
+    func programReceiveQueue(slot: Int) throws {
+        let r = rx + slot
+        let q = r.pointee.hardwareQueue
+        try disableReceiveQueue(hardwareQueue: q)
+        precondition(r.pointee.posted == 0, "programming a ring that still has posted buffers")
+        r.pointee.nextToClean = 0
+        r.pointee.nextToFill = 0
+        r.pointee.discarding = false
+        let base = r.pointee.descriptorIOVA
+        regs.write32(IGBReg.RDBAL(q), UInt32(truncatingIfNeeded: base))
+        regs.write32(IGBReg.RDBAH(q), UInt32(truncatingIfNeeded: base >> 32))
+        regs.write32(IGBReg.RDLEN(q), UInt32(r.pointee.count * AdvancedRxRead.size))
+        var srrctl = UInt32(r.pointee.bufferSize / 1024) << SRRCTL.BSIZEPACKET_SHIFT | SRRCTL.DROP_EN
+        if r.pointee.split {
+            // "Split always": every frame gives the lookahead (header) segment, as NDIS's
+            // lookahead split expects; frames shorter than the header buffer land there whole.
+            srrctl |= UInt32(r.pointee.headerSize / 64) << SRRCTL.BSIZEHEADER_SHIFT | SRRCTL.DESCTYPE_HDR_SPLIT_ALWAYS
+        } else {
+            srrctl |= SRRCTL.DESCTYPE_ADV_ONEBUF
+        }
+        regs.write32(IGBReg.SRRCTL(q), srrctl)
+        regs.write32(IGBReg.RDH(q), 0)
+        regs.write32(IGBReg.RDT(q), 0)
+        regs.write32(IGBReg.RXDCTL(q), XDCTL.ENABLE | 8 << XDCTL.PTHRESH_SHIFT | 8 << XDCTL.HTHRESH_SHIFT | 1 << XDCTL.WTHRESH_SHIFT)
+        let on = try waitUntil(timeout: .milliseconds(10)) { () throws(IGBError) -> Bool in
+            try readChecked(IGBReg.RXDCTL(q), "RXDCTL\(q)") & XDCTL.ENABLE != 0
+        }
+        guard on else { throw IGBError.queueEnableTimeout(device: deviceName, queue: "RXDCTL\(q)", enable: true) }
+        r.pointee.active = true
+        activeSlots |= 1 << UInt16(slot)
+        refill(slot: slot, force: true)
+    }
+
+    /// Clears RXDCTL.ENABLE and waits for it to read back 0 (FREE_QUEUE step 1, §4.5.9.1).
+    func disableReceiveQueue(hardwareQueue q: Int) throws {
+        let rxdctl = try readChecked(IGBReg.RXDCTL(q), "RXDCTL\(q)")
+        guard rxdctl & XDCTL.ENABLE != 0 else { return }
+        regs.write32(IGBReg.RXDCTL(q), rxdctl & ~XDCTL.ENABLE)
+        let off = try waitUntil(timeout: .milliseconds(10)) { () throws(IGBError) -> Bool in
+            try readChecked(IGBReg.RXDCTL(q), "RXDCTL\(q)") & XDCTL.ENABLE == 0
+        }
+        guard off else { throw IGBError.queueEnableTimeout(device: deviceName, queue: "RXDCTL\(q)", enable: false) }
+    }
+
+    /// Stops polling a ring and takes back the buffers posted to it (its DMA is stopped).
+    /// Frames already written but not indicated are dropped with their buffers recycled.
+    func retireReceiveRing(slot: Int) {
+        let r = rx + slot
+        activeSlots &= ~(1 << UInt16(slot))
+        guard r.pointee.active, let slotBuffer = r.pointee.slotBuffer, let free = r.pointee.freeStack else {
+            r.pointee.active = false
+            return
+        }
+        var s = r.pointee.nextToClean
+        for _ in 0..<r.pointee.posted {
+            free[r.pointee.freeCount] = slotBuffer[s]
+            r.pointee.freeCount += 1
+            s = (s &+ 1) & r.pointee.mask
+        }
+        r.pointee.posted = 0
+        r.pointee.nextToClean = r.pointee.nextToFill
+        r.pointee.active = false
+    }
+
+    /// Frees a ring slot's tables and shared memory (queue free, halt).
+    func freeRingMemory(slot: Int) {
+        rx[slot].releaseTables()
+        for m in ringMemory[slot] { try? handle.freeSharedMemory(m.allocationHandle) }
+        ringMemory[slot] = []
+    }
+
+    /// The slot's NBL pool: the cached one if it is big enough, else a new one (pools live until halt).
+    func takePool(slot: Int, capacity: Int, queue: ReceiveQueueID) -> NetBufferListPool {
+        if let p = pools[slot], p.capacity >= capacity, p.outstanding == 0 { return p }
+        let p = handle.makeNetBufferListPool(capacity: capacity, name: "\(deviceName) rx slot \(slot) (\(queue))")
+        pools[slot] = p
+        return p
+    }
+
+    // MARK: - Hot path
+
+    /// Posts free buffers to empty descriptor slots, in batches, with one tail write per batch.
+    /// - Parameter force: post even a batch smaller than `refillBatch`.
+    @inline(__always)
+    func refill(slot: Int, force: Bool) {
+        let r = rx + slot
+        guard r.pointee.active, let d = r.pointee.descriptors, let slotBuffer = r.pointee.slotBuffer,
+              let free = r.pointee.freeStack, let iova = r.pointee.bufferIOVA else { return }
+        let empty = r.pointee.count - 1 - r.pointee.posted
+        let n = min(empty, r.pointee.freeCount)
+        guard n > 0 else { return }
+        let batch = configuration.refillBatch
+        if !force && n < batch && r.pointee.posted >= batch { return }
+        let headerIOVA = r.pointee.headerIOVA
+        let split = r.pointee.split
+        let mask = r.pointee.mask
+        var fill = r.pointee.nextToFill
+        var freeCount = r.pointee.freeCount
+        for _ in 0..<n {
+            freeCount &-= 1
+            let b = free[freeCount]
+            let desc = d + fill &* AdvancedRxRead.size
+            // Safety: `fill` < count, so the 16 bytes lie inside the descriptor ring.
+            desc.storeBytes(of: iova[Int(b)].littleEndian, toByteOffset: AdvancedRxRead.packetAddress, as: UInt64.self)
+            // The header address's bit 0 overlays DD: buffers are 64-byte aligned, so writing it
+            // (or 0 without split) also clears the previous write-back's DD.
+            let h: UInt64 = split ? headerIOVA![Int(b)] : 0
+            desc.storeBytes(of: h.littleEndian, toByteOffset: AdvancedRxRead.headerAddress, as: UInt64.self)
+            slotBuffer[fill] = b
+            fill = (fill &+ 1) & mask
+        }
+        r.pointee.freeCount = freeCount
+        r.pointee.nextToFill = fill
+        r.pointee.posted &+= n
+        // Descriptors must be visible before the device is told.
+        atomicMemoryFence(ordering: .releasing)
+        regs.write32(IGBReg.RDT(r.pointee.hardwareQueue), UInt32(fill))
+    }
+
+    /// Receives up to `budget` frames from one ring, validates every write-back, and indicates the
+    /// good frames on the ring's queue as one chain.
+    /// - Returns: frames indicated.
+    func receive(slot: Int, budget: Int) -> Int {
+        let r = rx + slot
+        guard r.pointee.active, let d = r.pointee.descriptors, let poolRef = r.pointee.pool else { return 0 }
+        let maxDescriptors = r.pointee.split ? maximumSegmentsPerNetBuffer - 1 : maximumSegmentsPerNetBuffer
+        var chain = NetBufferListChain()
+        var frames = 0
+        var consumed = 0
+        var indicatedBuffers = 0
+        // One reference for the whole batch, none per frame.
+        let pool = poolRef.takeUnretainedValue()
+        while frames < budget {
+            let posted = r.pointee.posted
+            if posted == 0 { break }
+            let first = r.pointee.nextToClean
+            let mask = r.pointee.mask
+            // Find the frame's last descriptor; stop if the device has not finished writing it.
+            var n = 0
+            var s = first
+            var complete = false
+            while n < posted {
+                let status = Self.statusError(d, s)
+                if status & AdvancedRxWriteBack.DD == 0 { break }
+                n &+= 1
+                if status & AdvancedRxWriteBack.EOP != 0 { complete = true; break }
+                if n > maxDescriptors { break }
+                s = (s &+ 1) & mask
+            }
+            if !complete && n <= maxDescriptors { break }
+            // Read the rest of each write-back only after its DD.
+            atomicMemoryFence(ordering: .acquiring)
+            indicatedBuffers &+= takeFrame(r, d, first: first, count: n, complete: complete, pool: pool, into: &chain)
+            r.pointee.nextToClean = (first &+ n) & mask
+            r.pointee.posted &-= n
+            consumed &+= n
+            if complete { frames &+= 1 }
+        }
+        if consumed == 0 { return 0 }
+        // Buffers we can still give the hardware; below the low-water mark protocols are holding
+        // too many, so this batch is lent only for the call (RESOURCES) and comes straight back.
+        let available = r.pointee.posted + r.pointee.freeCount
+        let resources = available < r.pointee.lowWater
+        refill(slot: slot, force: false)
+        let count = chain.count
+        guard count > 0 else { return 0 }
+        let queue = r.pointee.queueID
+        r.pointee.held &+= indicatedBuffers
+        if resources {
+            r.pointee.counters.resourcesIndications &+= UInt64(count)
+            handle.indicateReceiveWithResources(chain, queue: queue, flags: .sharedMemoryInfoValid)
+            _ = recycle(chain)
+            refill(slot: slot, force: false)
+        } else {
+            handle.indicateReceive(chain, queue: queue, flags: .sharedMemoryInfoValid)
+        }
+        return count
+    }
+
+    /// Turns `n` written-back descriptors starting at `first` into one NBL appended to `chain`, or
+    /// recycles their buffers if any write-back is not trustworthy.
+    /// - Returns: buffers now carried by the NBL.
+    @inline(__always)
+    func takeFrame(_ r: UnsafeMutablePointer<IGBReceiveRing>, _ d: UnsafeMutableRawPointer, first: Int, count n: Int,
+                   complete: Bool, pool: NetBufferListPool, into chain: inout NetBufferListChain) -> Int {
+        let mask = r.pointee.mask
+        let slotBuffer = r.pointee.slotBuffer!
+        let bufferSize = r.pointee.bufferSize
+        var bad = false
+        if !complete {
+            // More descriptors than a NET_BUFFER can describe: drop it, and its tail up to EOP.
+            r.pointee.discarding = true
+            bad = true
+        } else if r.pointee.discarding {
+            r.pointee.discarding = false
+            bad = true
+        }
+        // Validate: lengths within the buffer, data in every non-final descriptor, no frame errors,
+        // a header length within the header buffer, a total between an Ethernet header and the max.
+        var headerLength = 0
+        if r.pointee.split {
+            let info = Self.word(d, first, AdvancedRxWriteBack.infoOffset)
+            let h = Int((info >> AdvancedRxWriteBack.HDR_LEN_SHIFT) & AdvancedRxWriteBack.HDR_LEN_MASK)
+            if h > r.pointee.headerSize { bad = true } else { headerLength = h }
+        }
+        var total = headerLength
+        var s = first
+        var lastStatus: UInt32 = 0
+        for i in 0..<n {
+            let len = Self.length(d, s)
+            if len > bufferSize || (len == 0 && i < n - 1) { bad = true }
+            total &+= len
+            lastStatus = Self.statusError(d, s)
+            s = (s &+ 1) & mask
+        }
+        let last = (first &+ n &- 1) & mask
+        if lastStatus & AdvancedRxWriteBack.frameErrors != 0 { bad = true }
+        if total < 14 || total > configuration.maxFrameSize + 4 { bad = true }
+        if bad {
+            r.pointee.counters.badWriteBacks &+= 1
+            recycleDescriptors(r, first: first, count: n)
+            return 0
+        }
+        let one = pool.allocate(count: 1)
+        guard let nbl = one.first else {
+            r.pointee.counters.noNetBufferList &+= 1
+            recycleDescriptors(r, first: first, count: n)
+            return 0
+        }
+        // Segments: [header buffer] + one per packet buffer with data.
+        let ringSlot = r.pointee.slot
+        var segments = 0
+        var carried = 0
+        var firstByte: UnsafeMutableRawPointer?
+        if headerLength > 0 {
+            let b = slotBuffer[first]
+            let offset = Int(b) &* r.pointee.headerStride
+            let address = r.pointee.headers! + offset
+            firstByte = address
+            // If descriptor 0's packet buffer carries data, that segment recycles buffer b.
+            let shared = Self.length(d, first) > 0 ? IGBCookie.noRecycle : 0
+            nbl.setLayout(segment0: BufferSegment(address: address, iova: r.pointee.headerIOVA![Int(b)],
+                                                  length: UInt32(headerLength), capacity: UInt32(r.pointee.headerSize),
+                                                  sharedMemory: r.pointee.headerMemory, sharedMemoryOffset: UInt32(offset),
+                                                  cookie: IGBCookie.make(slot: ringSlot, buffer: b) | shared),
+                          dataOffset: 0, dataLength: total, sharedMemoryInfoValid: true)
+            segments = 1
+            if shared == 0 { carried &+= 1 }
+        }
+        s = first
+        for i in 0..<n {
+            let b = slotBuffer[s]
+            let len = Self.length(d, s)
+            s = (s &+ 1) & mask
+            if len == 0 {
+                // Descriptor 0 of a frame held whole in the header buffer: recycled via the header
+                // segment. Any other empty buffer goes straight back.
+                if !(i == 0 && headerLength > 0) { pushFree(r, b) }
+                continue
+            }
+            let offset = Int(b) &* bufferSize
+            let address = r.pointee.buffers! + offset
+            let segment = BufferSegment(address: address, iova: r.pointee.bufferIOVA![Int(b)], length: UInt32(len),
+                                        capacity: UInt32(bufferSize), sharedMemory: r.pointee.bufferMemory,
+                                        sharedMemoryOffset: UInt32(offset), cookie: IGBCookie.make(slot: ringSlot, buffer: b))
+            if segments == 0 {
+                firstByte = address
+                nbl.setLayout(segment0: segment, dataOffset: 0, dataLength: total, sharedMemoryInfoValid: true)
+            } else {
+                nbl.appendSegment(segment)
+            }
+            segments &+= 1
+            carried &+= 1
+        }
+        nbl.info = Self.receiveInfo(d, last, status: lastStatus)
+        r.pointee.counters.frames &+= 1
+        r.pointee.counters.bytes &+= UInt64(total)
+        if let firstByte {
+            // Safety: the first segment holds at least one byte (total ≥ 14).
+            let b0 = firstByte.load(as: UInt8.self)
+            if b0 & 1 != 0 {
+                if b0 == 0xFF && firstByte.loadUnaligned(fromByteOffset: 1, as: UInt16.self) == 0xFFFF {
+                    r.pointee.counters.broadcast &+= 1
+                } else {
+                    r.pointee.counters.multicast &+= 1
+                }
+            }
+        }
+        chain.append(one)
+        return carried
+    }
+
+    /// Per-packet information from the last descriptor's write-back (§7.1.5.2).
+    @inline(__always)
+    static func receiveInfo(_ d: UnsafeMutableRawPointer, _ last: Int, status: UInt32) -> NetBufferListInfo {
+        var info = NetBufferListInfo()
+        if status & AdvancedRxWriteBack.VP != 0 {
+            let tag = Self.vlanTag(d, last)
+            info.vlanPresent = true
+            info.vlanID = tag & 0x0FFF
+            info.userPriority = UInt8(truncatingIfNeeded: tag >> 13)
+        }
+        var checksum: ChecksumInfo = []
+        if status & AdvancedRxWriteBack.IPCS != 0 {
+            checksum.insert(status & AdvancedRxWriteBack.IPE != 0 ? .ipv4Failed : .ipv4Succeeded)
+        }
+        if status & AdvancedRxWriteBack.UDPCS != 0 {
+            checksum.insert(status & AdvancedRxWriteBack.L4E != 0 ? .udpFailed : .udpSucceeded)
+        } else if status & AdvancedRxWriteBack.L4CS != 0 {
+            checksum.insert(status & AdvancedRxWriteBack.L4E != 0 ? .tcpFailed : .tcpSucceeded)
+        }
+        info.checksum = checksum
+        let rssType = word(d, last, AdvancedRxWriteBack.infoOffset) & AdvancedRxWriteBack.RSS_TYPE_MASK
+        if rssType != RSSType.none {
+            info.hashValue = word(d, last, AdvancedRxWriteBack.hashOffset)
+            info.hashType = hashType(rssType)
+        }
+        return info
+    }
+
+    /// NDIS hash type for a write-back RSS type.
+    @inline(__always)
+    static func hashType(_ rssType: UInt32) -> HashType {
+        switch rssType {
+        case RSSType.tcpIPv4: [.tcpIPv4, .toeplitz]
+        case RSSType.ipv4: [.ipv4, .toeplitz]
+        case RSSType.tcpIPv6: [.tcpIPv6, .toeplitz]
+        case RSSType.ipv6Ex: [.ipv6Ex, .toeplitz]
+        case RSSType.ipv6: [.ipv6, .toeplitz]
+        case RSSType.tcpIPv6Ex: [.tcpIPv6Ex, .toeplitz]
+        case RSSType.udpIPv4: [.udpIPv4, .toeplitz]
+        case RSSType.udpIPv6: [.udpIPv6, .toeplitz]
+        case RSSType.udpIPv6Ex: [.udpIPv6Ex, .toeplitz]
+        default: []
+        }
+    }
+
+    @inline(__always)
+    static func word(_ d: UnsafeMutableRawPointer, _ slot: Int, _ offset: Int) -> UInt32 {
+        // Safety: `slot` < ring size and `offset` < 16: inside the descriptor ring.
+        UInt32(littleEndian: d.load(fromByteOffset: slot &* AdvancedRxRead.size &+ offset, as: UInt32.self))
+    }
+
+    @inline(__always)
+    static func statusError(_ d: UnsafeMutableRawPointer, _ slot: Int) -> UInt32 {
+        word(d, slot, AdvancedRxWriteBack.statusErrorOffset)
+    }
+
+    @inline(__always)
+    static func length(_ d: UnsafeMutableRawPointer, _ slot: Int) -> Int {
+        // Safety: as in `word`.
+        Int(UInt16(littleEndian: d.load(fromByteOffset: slot &* AdvancedRxRead.size &+ AdvancedRxWriteBack.lengthOffset, as: UInt16.self)))
+    }
+
+    @inline(__always)
+    static func vlanTag(_ d: UnsafeMutableRawPointer, _ slot: Int) -> UInt16 {
+        // Safety: as in `word`.
+        UInt16(littleEndian: d.load(fromByteOffset: slot &* AdvancedRxRead.size &+ AdvancedRxWriteBack.vlanOffset, as: UInt16.self))
+    }
+
+    @inline(__always)
+    func pushFree(_ r: UnsafeMutablePointer<IGBReceiveRing>, _ b: UInt32) {
+        r.pointee.freeStack![r.pointee.freeCount] = b
+        r.pointee.freeCount &+= 1
+    }
+
+    /// Gives the buffers of `n` consumed descriptors straight back to the free stack.
+    func recycleDescriptors(_ r: UnsafeMutablePointer<IGBReceiveRing>, first: Int, count n: Int) {
+        var s = first
+        for _ in 0..<n {
+            pushFree(r, r.pointee.slotBuffer![s])
+            s = (s &+ 1) & r.pointee.mask
+        }
+    }
+
+    /// Takes back NBLs we indicated: every buffer named by a segment cookie goes to its ring's free
+    /// stack, every NBL to its ring's pool.
+    /// - Returns: the ring slots that got buffers back (a bit per slot).
+    @discardableResult
+    func recycle(_ chain: consuming NetBufferListChain) -> UInt16 {
+        var touched: UInt16 = 0
+        let rings = rx
+        chain.forEach { nbl in
+            let n = nbl.segmentCount
+            var i = 0
+            while i < n {
+                let cookie = nbl.segment(i).cookie
+                i &+= 1
+                if cookie & IGBCookie.noRecycle != 0 { continue }
+                let slot = Int(cookie >> 24)
+                let b = cookie & IGBCookie.indexMask
+                guard slot < Self.ringSlots else { continue }
+                let r = rings + slot
+                guard r.pointee.freeStack != nil, Int(b) < r.pointee.bufferCount,
+                      r.pointee.freeCount < r.pointee.bufferCount else { continue }
+                pushFree(r, b)
+                r.pointee.held &-= 1
+                touched |= 1 << UInt16(slot)
+            }
+        }
+        var remaining = chain
+        var m = touched
+        while m != 0, !remaining.isEmpty {
+            let slot = m.trailingZeroBitCount
+            m &= m &- 1
+            if let p = rx[slot].pool {
+                remaining = p.takeUnretainedValue().free(remaining)
+            }
+        }
+        if !remaining.isEmpty {
+            // Not ours (every pool refused it): keep it out of circulation.
+            for p in pools {
+                guard let p, !remaining.isEmpty else { continue }
+                remaining = p.free(remaining)
+            }
+            quarantine.append(remaining)
+        }
+        return touched
+    }
+}

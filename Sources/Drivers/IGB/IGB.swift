@@ -1,1 +1,0 @@
-// IGB miniport (issue 7).

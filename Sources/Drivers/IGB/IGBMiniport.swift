@@ -1,0 +1,319 @@
+import DeviceAccess
+import Glibc
+import NDIS
+import Synchronization
+
+/// The IGB miniport: Intel 82576 (verified on QEMU's igb and the hardware model) and I350
+/// (claimed by device id, not verified), driven through a `PCIFunction`.
+///
+/// It is generic over the function so register access specialises: `MMIORegion` (volatile loads and
+/// stores) on VFIO, the model's register type on the hardware model.
+///
+/// Queues: hardware queue n is VMDq pool n. Pool 0 is the default queue (VT_CTL default pool);
+/// VMQ queues take pools 1–7. With RSS (no VMQ queue allocated) hardware queues 0–7 receive by hash
+/// and every frame is indicated on the default queue.
+public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
+    /// The PCI function the miniport drives.
+    public let function: F
+    public let configuration: IGBConfiguration
+    let regs: F.Registers
+    /// The NDIS handle, valid from `initialize` until `halt` returns.
+    var handle: MiniportHandle!
+
+    // MARK: Datapath state (no classes, arrays or existentials touched per packet)
+
+    /// Receive rings by ring slot: slots 0–7 are pools 0–7 (default queue and VMQ queues), slots
+    /// 9–15 are the RSS rings of hardware queues 1–7.
+    let rx: UnsafeMutablePointer<IGBReceiveRing>
+    static var ringSlots: Int { 16 }
+    /// Slots whose rings are polled.
+    var activeSlots: UInt16 = 0
+    var tx = IGBTransmitRing()
+    /// NBLs posted to the transmit ring, in ring order.
+    var txInFlight = NetBufferListChain()
+    /// NBLs waiting for free transmit descriptors.
+    var txBacklog = NetBufferListChain()
+    /// NBLs returned to us that belong to no pool of ours (a bug above us); kept, never reused.
+    var quarantine = NetBufferListChain()
+    /// Between restart and pause.
+    var running = false
+    /// Set once the device is gone: no register is touched after that.
+    var removed = false
+    var pollsSinceWatchdog = 0
+
+    // MARK: Control state
+
+    /// Permanent MAC address read from RAL0/RAH0 after reset.
+    public internal(set) var permanentAddress = MACAddress(0, 0, 0, 0, 0, 0)
+    public internal(set) var linkState = LinkState(up: false)
+    /// Shared memory per ring slot (descriptor ring, packet buffers, header buffers).
+    var ringMemory: [[SharedMemory]] = Array(repeating: [], count: 16)
+    var transmitMemory: [SharedMemory] = []
+    /// NBL pools by ring slot, reused when a queue is allocated again on the same pool.
+    var pools: [NetBufferListPool?] = Array(repeating: nil, count: 16)
+    /// VMQ queues by NDIS queue id.
+    var vmqQueues: [UInt16: VMQQueue] = [:]
+    /// Hardware filters by NDIS filter id.
+    var hardwareFilters: [UInt32: HardwareFilter] = [:]
+    /// Values last written to RAR 1–23 / VLVF 0–31, to write only what changes.
+    var rarShadow = [UInt64](repeating: 0, count: 24)
+    var vlvfShadow = [UInt32](repeating: 0, count: 32)
+    var packetFilter: PacketFilter = [.directed, .broadcast, .multicast]
+    var multicastList: [MACAddress] = []
+    /// RSS: hardware queues in use (0: RSS off, VMDq mode).
+    var rssQueueCount = 0
+    var rssParameters: ReceiveScaleParameters?
+    var statistics = IGBHardwareStatistics()
+    var interrupts: IGBInterruptState?
+
+    /// Makes a miniport for `function`. Nothing touches the device before `initialize`.
+    /// - Throws: `IGBError.unsupportedDevice` when the function is not an 82576/I350, or the
+    ///   backend's error when BAR0 cannot be mapped.
+    public init(function: F, configuration: IGBConfiguration = IGBConfiguration()) throws {
+        let id = function.identity
+        guard IGBDeviceID.isSupported(vendor: id.vendorID, device: id.deviceID) else {
+            throw IGBError.unsupportedDevice(vendor: id.vendorID, device: id.deviceID)
+        }
+        self.function = function
+        self.configuration = configuration
+        self.regs = try function.registers(bar: 0)
+        rx = .allocate(capacity: Self.ringSlots)
+        rx.initialize(repeating: IGBReceiveRing(), count: Self.ringSlots)
+        for slot in 0..<Self.ringSlots { rx[slot].slot = slot }
+    }
+
+    deinit {
+        for slot in 0..<Self.ringSlots { rx[slot].releaseTables() }
+        tx.releaseTables()
+        rx.deinitialize(count: Self.ringSlots)
+        rx.deallocate()
+    }
+
+    /// The device's name for messages.
+    var deviceName: String { function.name }
+
+    // MARK: - MiniportDriver
+
+    public func initialize(_ handle: MiniportHandle) throws(NDISError) -> MiniportAttributes {
+        self.handle = handle
+        removed = false
+        do {
+            try validateConfiguration()
+            try bringUpHardware()
+        } catch {
+            releaseEverything(touchHardware: !removed)
+            throw Self.ndisError(error)
+        }
+        return attributes()
+    }
+
+    public func restart() throws(NDISError) {
+        guard !removed else { throw .deviceRemoved("\(deviceName): restart") }
+        enableReceiveAndTransmit()
+        running = true
+    }
+
+    public func pause() {
+        running = false
+        guard !removed else { return }
+        disableReceive()
+        // NDIS: pending sends complete before pause completes.
+        abortBacklog(status: .paused)
+        drainTransmit(timeout: .milliseconds(100))
+    }
+
+    public func halt() {
+        running = false
+        releaseEverything(touchHardware: !removed)
+    }
+
+    public func handleRequest(_ request: MiniportRequest) throws(NDISError) -> MiniportResponse {
+        if removed {
+            if case .queryLinkState = request { return .linkState(LinkState(up: false)) }
+            throw .deviceRemoved("\(deviceName): request refused")
+        }
+        do {
+            switch request {
+            case let .allocateQueue(id, parameters): try allocateQueue(id, parameters)
+            case let .queueAllocationComplete(id): try completeQueueAllocation(id)
+            case let .setFilter(filter): try setFilter(filter)
+            case let .clearFilter(filter): try clearFilter(filter)
+            case let .stopQueueDMA(id): try stopQueueDMA(id)
+            case let .freeQueueResources(id): try freeQueueResources(id)
+            case let .setQueueParameters(id, parameters): try setQueueParameters(id, parameters)
+            case let .setPacketFilter(filter): try setPacketFilter(filter)
+            case let .setMulticastList(list): try setMulticastList(list)
+            case let .setReceiveScale(parameters): try setReceiveScale(parameters)
+            case .queryStatistics: return .statistics(try collectStatistics())
+            case .queryLinkState: return .linkState(try readLinkState())
+            }
+        } catch {
+            throw Self.ndisError(error)
+        }
+        return .done
+    }
+
+    public func returnNetBufferLists(_ chain: consuming NetBufferListChain, flags: ReturnFlags) {
+        let touched = recycle(chain)
+        guard !removed else { return }
+        var m = touched
+        while m != 0 {
+            let slot = m.trailingZeroBitCount
+            m &= m &- 1
+            if rx[slot].active { refill(slot: slot, force: false) }
+        }
+    }
+
+    public func sendNetBufferLists(_ chain: consuming NetBufferListChain, flags: SendFlags) {
+        guard running, !removed else {
+            let status: NDISStatus = removed ? .deviceRemoved : .paused
+            chain.forEach { $0.status = status }
+            handle.sendComplete(chain)
+            return
+        }
+        txBacklog.append(chain)
+        transmitBacklog()
+    }
+
+    public func poll(budget: Int) -> Int {
+        guard !removed else { return 0 }
+        var done = 0
+        var m = activeSlots
+        while m != 0 {
+            let slot = m.trailingZeroBitCount
+            m &= m &- 1
+            done &+= receive(slot: slot, budget: budget)
+        }
+        done &+= transmitBacklog()
+        pollsSinceWatchdog &+= 1
+        if pollsSinceWatchdog >= configuration.watchdogPollInterval {
+            pollsSinceWatchdog = 0
+            watchdog()
+        }
+        return done
+    }
+
+    public func surpriseRemoved() {
+        guard !removed else { return }
+        removed = true
+        running = false
+        activeSlots = 0
+        abortBacklog(status: .deviceRemoved)
+        abortInFlight(status: .deviceRemoved)
+    }
+
+    // MARK: - Helpers
+
+    /// Converts any error of a control path to the NDIS form.
+    static func ndisError(_ error: any Error) -> NDISError {
+        if let e = error as? NDISError { return e }
+        if let e = error as? IGBError { return e.ndis }
+        return .miniportFailure("\(error)")
+    }
+
+    /// Reads a register that can never read all ones on a present device; all ones means the
+    /// device is gone, which starts surprise removal.
+    func readChecked(_ offset: Int, _ name: @autoclosure () -> String) throws(IGBError) -> UInt32 {
+        let value = regs.read32(offset)
+        if value == 0xFFFF_FFFF {
+            deviceGone()
+            throw .deviceRemoved(device: deviceName, register: name())
+        }
+        return value
+    }
+
+    /// Enters the surprise-removal path once (NDIS is told, which calls back `surpriseRemoved`).
+    func deviceGone() {
+        guard !removed else { return }
+        surpriseRemoved()
+        if handle != nil { handle.reportSurpriseRemoval() }
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes. Never spins forever.
+    /// - Returns: true if the condition held.
+    func waitUntil(timeout: Duration, interval: Duration = .microseconds(200),
+                   _ condition: () throws(IGBError) -> Bool) throws(IGBError) -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            if try condition() { return true }
+            if clock.now >= deadline { return false }
+            let us = max(1, interval.components.attoseconds / 1_000_000_000_000 + interval.components.seconds * 1_000_000)
+            usleep(UInt32(clamping: us))
+        }
+    }
+
+    func validateConfiguration() throws(IGBError) {
+        let c = configuration
+        func powerOfTwo(_ n: Int) -> Bool { n > 0 && n & (n - 1) == 0 }
+        guard powerOfTwo(c.defaultQueueDescriptors), (64...4096).contains(c.defaultQueueDescriptors) else {
+            throw .invalidConfiguration("defaultQueueDescriptors must be a power of two in 64...4096, got \(c.defaultQueueDescriptors)")
+        }
+        guard powerOfTwo(c.transmitDescriptors), (64...4096).contains(c.transmitDescriptors) else {
+            throw .invalidConfiguration("transmitDescriptors must be a power of two in 64...4096, got \(c.transmitDescriptors)")
+        }
+        guard c.defaultQueueBuffers >= c.defaultQueueDescriptors, c.defaultQueueBuffers <= 1 << 20 else {
+            throw .invalidConfiguration("defaultQueueBuffers (\(c.defaultQueueBuffers)) must be at least defaultQueueDescriptors (\(c.defaultQueueDescriptors))")
+        }
+        guard (1518...9728).contains(c.maxFrameSize) else {
+            throw .invalidConfiguration("maxFrameSize must be in 1518...9728 (9728 is the 82576's jumbo limit), got \(c.maxFrameSize)")
+        }
+        guard c.refillBatch >= 1, c.transmitReportInterval >= 1, c.watchdogPollInterval >= 1 else {
+            throw .invalidConfiguration("refillBatch, transmitReportInterval and watchdogPollInterval must be at least 1")
+        }
+    }
+
+    /// What the miniport reports to NDIS.
+    func attributes() -> MiniportAttributes {
+        MiniportAttributes(
+            permanentAddress: permanentAddress, currentAddress: permanentAddress,
+            mtu: configuration.maxFrameSize - 18, maxFrameSize: configuration.maxFrameSize,
+            dataBackfillSize: 0, linkSpeedBitsPerSecond: linkState.speedBitsPerSecond,
+            receiveFilterCapabilities: Self.receiveFilterCapabilities,
+            supportsRSS: true, maxRSSQueues: Self.maxRSSQueues,
+            description: Self.describe(function.identity))
+    }
+
+    static func describe(_ id: PCIIdentity) -> String {
+        let name = IGBDeviceID.supported.first { $0.id == id.deviceID }?.name ?? "unknown"
+        return "Intel \(name) (\(String(id.vendorID, radix: 16)):\(String(id.deviceID, radix: 16)))"
+    }
+}
+
+extension IGBMiniport {
+    /// Makes an adapter for an IGB function, initializes it (reset, link, rings) and restarts it.
+    ///
+    /// Other tools (CLI demo, capture, benchmarks) bring an adapter up with this.
+    /// - Parameters:
+    ///   - function: a VFIO device or the hardware model's function.
+    ///   - name: the adapter's name (default: the function's name).
+    ///   - configuration: miniport settings.
+    ///   - start: restart the adapter (Running) after initialization; false leaves it Paused.
+    /// - Returns: the adapter and the miniport behind it.
+    public static func makeAdapterWithMiniport(function: F, name: String? = nil,
+                                               configuration: IGBConfiguration = IGBConfiguration(),
+                                               start: Bool = true) throws(NDISError) -> (adapter: Adapter, miniport: IGBMiniport<F>) {
+        let miniport: IGBMiniport<F>
+        do { miniport = try IGBMiniport(function: function, configuration: configuration) } catch {
+            throw ndisError(error)
+        }
+        let adapter = Adapter(name: name ?? function.name, miniport: miniport,
+                              sharedMemory: DMASharedMemoryProvider(function.dma))
+        try adapter.initialize()
+        if start {
+            do { try adapter.restart() } catch {
+                adapter.halt()
+                throw error
+            }
+        }
+        return (adapter, miniport)
+    }
+
+    /// Makes, initializes and (by default) restarts an adapter for an IGB function.
+    /// See ``makeAdapterWithMiniport(function:name:configuration:start:)``.
+    public static func makeAdapter(function: F, name: String? = nil,
+                                   configuration: IGBConfiguration = IGBConfiguration(),
+                                   start: Bool = true) throws(NDISError) -> Adapter {
+        try makeAdapterWithMiniport(function: function, name: name, configuration: configuration, start: start).adapter
+    }
+}

@@ -1,1 +1,0 @@
-// PCI discovery through libpci and sysfs (issue 3).

@@ -1,1 +1,0 @@
-// VFIO container, group, device and DMA memory (issue 3).

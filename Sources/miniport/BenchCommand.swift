@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import MiniportBench
+
+/// `miniport bench`: datapath figures on the hardware model (`--model`) or a bound NIC (`--device`).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the datapath: packets/s, cycles, instructions, mallocs and retains per packet.",
+        discussion: """
+        --model runs receive, transmit and forward at batch sizes 1, 8, 32 and 64 with no setup and
+        reports the driver's share (the device's own cost is measured separately and subtracted).
+        --instructions adds callgrind instruction counts (valgrind; slower, repeatable).
+        --device ADDRESS runs on a NIC bound to vfio-pci. Docs/BENCHMARKS.md explains every figure.
+        """
+    )
+
+    @Flag(help: "Benchmark on the in-process hardware model (no setup needed).")
+    var model = false
+
+    @Option(help: "Benchmark a NIC bound to vfio-pci (PCI address, e.g. 0000:03:00.0).")
+    var device: String?
+
+    @Option(help: "What runs on --model: \(BenchSubjectKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var subject: String = BenchSubjectKind.defaultForModel.rawValue
+
+    @Flag(help: "Print JSON: {mode: {batch: {packetsPerSecond, cyclesPerPacket, mallocsPerPacket, retainsPerPacket, instructionsPerPacket…}}}.")
+    var json = false
+
+    @Flag(help: "Also count instructions per packet under valgrind --tool=callgrind.")
+    var instructions = false
+
+    @Option(help: "Packets per timed run.")
+    var packets: Int = 200_000
+
+    @Option(help: "Timed runs per configuration (the median is reported).")
+    var repeats: Int = 5
+
+    @Option(help: "Packets per configuration under callgrind.")
+    var callgrindPackets: Int = 20_000
+
+    @Option(help: "Comma-separated batch sizes.")
+    var batch: String = "1,8,32,64"
+
+    @Option(help: "Comma-separated modes (receive, transmit, forward).")
+    var mode: String = "receive,transmit,forward"
+
+    @Option(help: "Where callgrind profiles are kept (for callgrind_annotate).")
+    var callgrindDir: String = "/tmp/miniport-bench-callgrind"
+
+    @Option(help: "Seconds per mode on --device.")
+    var seconds: Double = 5
+
+    func validate() throws {
+        guard model != (device != nil) else { throw ValidationError("give exactly one of --model or --device ADDRESS") }
+        guard packets > 0, repeats > 0, callgrindPackets > 0 else { throw ValidationError("--packets, --repeats and --callgrind-packets must be positive") }
+        _ = try settings()
+        guard BenchSubjectKind(rawValue: subject) != nil else {
+            throw ValidationError("no benchmark subject \(subject): use one of \(BenchSubjectKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    func settings() throws -> BenchSettings {
+        var s = BenchSettings()
+        s.packets = packets
+        s.repeats = repeats
+        s.warmupPackets = min(20_000, max(packets / 10, 1_000))
+        let sizes = batch.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 && ($0 ?? 0) <= 256 }) else {
+            throw ValidationError("--batch takes batch sizes 1…256 separated by commas, got \(batch)")
+        }
+        s.batchSizes = sizes.map { $0! }
+        let modes = mode.split(separator: ",").map { BenchMode(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        guard !modes.isEmpty, modes.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("--mode takes receive, transmit and forward separated by commas, got \(mode)")
+        }
+        s.modes = modes.map { $0! }
+        return s
+    }
+
+    func run() throws {
+        if let device {
+            try DeviceBench.run(address: device, seconds: seconds, json: json)
+            return
+        }
+        let kind = BenchSubjectKind(rawValue: subject)!
+        let settings = try settings()
+        let progress: (String) -> Void = { line in
+            FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
+        }
+        var report = try BenchSuite.run(kind.make(), settings: settings, progress: progress)
+        if instructions {
+            progress("callgrind run (slow; profiles in \(callgrindDir))")
+            let profiler = URL(fileURLWithPath: Self.executablePath()).deletingLastPathComponent()
+                .appendingPathComponent("miniport-bench-profile").path
+            let counts = try CallgrindRun(directory: callgrindDir).run(
+                executable: profiler, arguments: [subject, String(callgrindPackets), batch, mode])
+            BenchSuite.merge(instructions: counts, into: &report)
+        }
+        print(json ? report.json() : report.table())
+    }
+
+    static func executablePath() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+/// Every subcommand of `miniport`, in the order `--help` shows them. Add new ones here.
+enum MiniportSubcommands {
+    static let all: [any ParsableCommand.Type] = [
+        ListCommand.self,
+        Demo.self,
+        Info.self,
+        Capture.self,
+        Respond.self,
+        Forward.self,
+        Pktgen.self,
+        BenchCommand.self,
+    ]
+}
