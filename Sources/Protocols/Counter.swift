@@ -51,6 +51,8 @@ public final class QueueCounters {
 /// It takes RESOURCES indications in place, so it never makes NDIS copy.
 public final class Counter: ProtocolDriver {
     public let counters = QueueCounters()
+    /// Which multicast copies count (set it to the queues' filters; empty counts every copy).
+    public let acceptance = QueueAcceptance()
 
     public init() {}
 
@@ -73,7 +75,9 @@ public final class Counter: ProtocolDriver {
     @inline(__always)
     func tally(_ chain: borrowing NetBufferListChain) {
         let counters = self.counters
+        let acceptance = self.acceptance
         chain.forEach { nbl in
+            guard acceptance.keeps(nbl, queue: nbl.info.receiveQueueID) else { return }
             // Frames are counted as on the wire: a tag the hardware stripped still counts.
             let info = nbl.info
             counters.add(queue: info.receiveQueueID, length: nbl.dataLength + (info.vlanPresent ? EthernetFrame.vlanTagLength : 0))

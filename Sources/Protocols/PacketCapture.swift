@@ -22,6 +22,10 @@ public final class PacketCapture: ProtocolDriver {
     public private(set) var drops: UInt64 = 0
     /// Frames received before `start` or after the limit was reached (given back, not written, not lost).
     public private(set) var framesNotCaptured: UInt64 = 0
+    /// Multicast copies skipped on queues whose filters do not accept them (see ``QueueAcceptance``).
+    public private(set) var copiesSkipped: UInt64 = 0
+    /// Which multicast copies to keep; set by `start(…queues:)`.
+    public let acceptance = QueueAcceptance()
     /// Queue id → pcapng interface index.
     let interfaceIndex: UnsafeMutablePointer<UInt32>
     var fallbackInterface: UInt32 = 0
@@ -46,6 +50,14 @@ public final class PacketCapture: ProtocolDriver {
         }
         // A frame from a queue with no interface of its own is written on the default queue's.
         fallbackInterface = interfaces.firstIndex { $0.queue.isDefault }.map(UInt32.init) ?? 0
+    }
+
+    /// Creates `path` with one interface per queue (named and described after the queue and its
+    /// filters), sorted by queue id, and starts writing.
+    /// - Throws: `CaptureFileError` when the file cannot be created.
+    public func start(path: String, format: CaptureFormat? = nil, queues: [QueueDescriptor]) throws(CaptureFileError) {
+        acceptance.set(queues)
+        try start(path: path, format: format, interfaces: queues.map(\.captureInterface))
     }
 
     /// Creates `path` with one interface per queue, sorted by queue id, and starts writing.
@@ -100,9 +112,12 @@ public final class PacketCapture: ProtocolDriver {
         var written = framesWritten
         var dropped: UInt64 = 0
         var after: UInt64 = 0
+        var skipped: UInt64 = 0
+        let acceptance = self.acceptance
         chain.forEach { nbl in
-            guard written < limit else { after &+= 1; return }
             let q = nbl.info.receiveQueueID
+            guard acceptance.keeps(nbl, queue: q) else { skipped &+= 1; return }
+            guard written < limit else { after &+= 1; return }
             var interface = Int(q) < QueueCounters.capacity ? table[Int(q)] : UInt32.max
             if interface == UInt32.max { interface = fallback }
             if let wire = writer.write(nbl, interface: Int(interface), timestamp: Clock.realtimeNanoseconds()) {
@@ -115,5 +130,6 @@ public final class PacketCapture: ProtocolDriver {
         framesWritten = written
         drops &+= dropped
         framesNotCaptured &+= after
+        copiesSkipped &+= skipped
     }
 }

@@ -176,3 +176,65 @@ public final class QueueSet {
     /// The capture interfaces, one per queue, in id order.
     public var captureInterfaces: [CaptureInterface] { queues.map(\.captureInterface) }
 }
+
+/// Which multicast frames each queue's filters accept, as a fixed table (no allocation per frame).
+///
+/// Hardware may copy a multicast frame to every pool (the 82576 does with RCTL.MPE, which
+/// "all multicast" needs so the default queue sees every group). The contract of the tools is that a
+/// multicast frame shows on the queues whose filters accept it, else on the default queue only: this
+/// table tells which copies to keep. Broadcast and unicast frames are always kept.
+public final class QueueAcceptance {
+    /// Per queue id: the MAC filter (48 bits, `UInt64.max` for none) and the VLAN filter (0 for none).
+    @usableFromInline let macs: UnsafeMutablePointer<UInt64>
+    @usableFromInline let vlans: UnsafeMutablePointer<UInt16>
+
+    public init(queues: [QueueDescriptor] = []) {
+        macs = .allocate(capacity: QueueCounters.capacity)
+        macs.initialize(repeating: .max, count: QueueCounters.capacity)
+        vlans = .allocate(capacity: QueueCounters.capacity)
+        vlans.initialize(repeating: 0, count: QueueCounters.capacity)
+        set(queues)
+    }
+
+    deinit {
+        macs.deallocate()
+        vlans.deallocate()
+    }
+
+    /// Records the filters of `queues` (one MAC and one VLAN per queue are kept).
+    public func set(_ queues: [QueueDescriptor]) {
+        macs.update(repeating: .max, count: QueueCounters.capacity)
+        vlans.update(repeating: 0, count: QueueCounters.capacity)
+        for q in queues where !q.isDefault && Int(q.id.rawValue) < QueueCounters.capacity {
+            for f in q.filters {
+                switch f {
+                case let .mac(m): macs[Int(q.id.rawValue)] = m.array.reduce(0) { $0 << 8 | UInt64($1) }
+                case let .vlan(v): vlans[Int(q.id.rawValue)] = v
+                }
+            }
+        }
+    }
+
+    /// False for a multicast copy on a queue whose filters do not accept it.
+    @inlinable
+    public func keeps(_ nbl: NetBufferList, queue: UInt16) -> Bool {
+        guard queue != 0, Int(queue) < QueueCounters.capacity, let b0 = nbl.byte(at: 0), b0 & 1 == 1 else { return true }
+        var dst: UInt64 = UInt64(b0)
+        var broadcast = b0 == 0xff
+        for i in 1..<6 {
+            let b = nbl.byte(at: i) ?? 0
+            dst = dst << 8 | UInt64(b)
+            broadcast = broadcast && b == 0xff
+        }
+        if broadcast { return true }
+        if macs[Int(queue)] == dst { return true }
+        let want = vlans[Int(queue)]
+        guard want != 0 else { return false }
+        let info = nbl.info
+        if info.vlanPresent { return info.vlanID == want }
+        if nbl.byte(at: 12) == 0x81, nbl.byte(at: 13) == 0x00, let hi = nbl.byte(at: 14), let lo = nbl.byte(at: 15) {
+            return (UInt16(hi & 0x0f) << 8 | UInt16(lo)) == want
+        }
+        return false
+    }
+}

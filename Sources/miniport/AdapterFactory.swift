@@ -2,61 +2,94 @@
 import Glibc
 #endif
 import Logging
+import DeviceAccess
+import IGB
+import IGBModel
 import NDIS
 import Protocols
+import VFIO
 
-/// The model's wire, seen from outside the NIC: put frames on it, take what the NIC sent.
+/// The model's wire, seen from outside the NIC: put frames on it, take what the NIC sent, and let
+/// the model do its pending work (receive what waits on the wire, transmit what was queued).
 protocol Wire: AnyObject {
     func inject(_ frame: [UInt8])
     func takeTransmitted() -> [[UInt8]]
+    func step()
 }
 
-extension LoopbackMiniport: Wire {}
+extension LoopbackMiniport: Wire {
+    func step() {}
+}
+
+/// The 82576 model's wire.
+final class IGBModelWire: Wire {
+    let model: IGBModel
+    init(_ model: IGBModel) { self.model = model }
+    func inject(_ frame: [UInt8]) { model.inject(frame) }
+    func takeTransmitted() -> [[UInt8]] { model.takeTransmitted() }
+    func step() { model.step() }
+}
 
 /// An adapter a command opened, and what it needs to close it cleanly.
 final class OpenedAdapter {
     let adapter: Adapter
     /// The wire, when the adapter is a model.
     let wire: (any Wire)?
-    let memory: HostMemoryProvider?
+    /// The DMA memory behind the adapter's shared memory (for the "left mapped" check).
+    let dma: (any DMAAllocator)?
+    /// Adapters with the same domain reach each other's DMA memory (one IOMMU domain).
+    let dmaDomain: ObjectIdentifier
     let lock: DeviceLock?
     let address: String
     let logger: Logger
-    /// Frames the hardware dropped (no buffer), as far as the adapter can tell.
-    var hardwareDrops: () -> UInt64
-    private(set) var closed = false
+    /// Frames lost before the miniport saw them (the model's full FIFO), beyond the statistics.
+    let missedOnWire: () -> UInt64
+    /// Releases the device after halt (VFIO: unmaps BARs and DMA, closes the group).
+    let closeDevice: () -> Void
     private var haltReport: HaltReport?
 
-    init(adapter: Adapter, wire: (any Wire)?, memory: HostMemoryProvider?, lock: DeviceLock?, address: String, logger: Logger,
-         hardwareDrops: @escaping () -> UInt64) {
+    init(adapter: Adapter, wire: (any Wire)?, dma: (any DMAAllocator)?, dmaDomain: ObjectIdentifier, lock: DeviceLock?,
+         address: String, logger: Logger, missedOnWire: @escaping () -> UInt64 = { 0 }, closeDevice: @escaping () -> Void = {}) {
         self.adapter = adapter
         self.wire = wire
-        self.memory = memory
+        self.dma = dma
+        self.dmaDomain = dmaDomain
         self.lock = lock
         self.address = address
         self.logger = logger
-        self.hardwareDrops = hardwareDrops
+        self.missedOnWire = missedOnWire
+        self.closeDevice = closeDevice
     }
 
-    /// Frames lost below the protocols: the hardware's drops plus the framework's.
+    /// Lets the model work (if any), then runs the miniport's receive and completion work.
+    @discardableResult
+    func poll(budget: Int = 64) -> Int {
+        wire?.step()
+        return adapter.poll(budget: budget)
+    }
+
+    /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's.
     var drops: UInt64 {
+        var d = missedOnWire()
         if case let .statistics(s)? = try? adapter.request(.statistics) {
-            return s.frameworkDrops + s.global.receiveDrops
+            d += s.frameworkDrops + s.global.receiveDrops
+        } else {
+            d += adapter.frameworkDrops
         }
-        return adapter.frameworkDrops + hardwareDrops()
+        return d
     }
 
     /// Halts the adapter (which frees every queue's and the default queue's shared memory) and
     /// releases the device.
-    /// - Returns: the halt report and the bytes still mapped afterwards (0 when clean).
+    /// - Returns: the halt report and the DMA bytes still mapped afterwards (0 when clean).
     @discardableResult
     func close() -> (HaltReport, Int) {
-        if let haltReport { return (haltReport, memory?.liveBytes ?? 0) }
-        closed = true
+        if let haltReport { return (haltReport, dma?.liveBytes ?? 0) }
         let report = adapter.halt()
         haltReport = report
         logger.debug("halted \(address): \(report)")
-        let left = memory?.liveBytes ?? 0
+        let left = dma?.liveBytes ?? 0
+        closeDevice()
         lock?.release()
         return (report, left)
     }
@@ -64,9 +97,8 @@ final class OpenedAdapter {
 
 /// Opens adapters for the commands: the hardware model (`--model`) or a device by PCI address.
 ///
-/// This is the one seam between the commands and the miniports: when the IGB miniport and its
-/// 82576 model are in the build, `makeModel` returns the IGB miniport on the model and `makeDevice`
-/// the IGB miniport on VFIO; the commands do not change.
+/// This is the one seam between the commands and the miniports: `makeModel` is the IGB miniport on
+/// the in-process 82576 model, `makeDevice` the IGB miniport on a function bound to vfio-pci.
 enum AdapterFactory {
     /// The MAC address the model NIC has (a locally administered QEMU-style address).
     static let modelMAC = MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x56)
@@ -87,33 +119,74 @@ enum AdapterFactory {
         let address = try PCIAddressText.normalize(device)
         guard access("/sys/bus/pci/devices/\(address)", F_OK) == 0 else { throw .unknownDevice(address) }
         let lock = try DeviceLock.acquire(address)
-        lock.release()
-        throw .noMiniport(address)
+        do { return try makeDevice(address: address, lock: lock, logger: logger) } catch {
+            lock.release()
+            throw error
+        }
     }
 
-    /// The hardware model. Until the IGB model is in the build this is the loopback miniport (a
-    /// device-less NIC with emulated MAC/VLAN filters and an injectable wire).
+    /// The IGB miniport on the 82576 hardware model, stepped by the command's loop.
     static func makeModel(name: String, macAddress: MACAddress, lock: DeviceLock?, logger: Logger) throws(CLIError) -> OpenedAdapter {
-        var c = LoopbackMiniport.Configuration()
-        c.macAddress = macAddress
-        c.hardwareQueues = 7          // 82576: 8 VMDq pools, one of them the default queue
-        c.buffersPerQueue = 256
-        c.bufferSize = 2048
-        c.lookaheadSplit = false
-        let miniport = LoopbackMiniport(c)
-        let memory = HostMemoryProvider()
-        let adapter = Adapter(name: name, miniport: miniport, sharedMemory: memory)
+        let function: IGBModelFunction
         do {
-            logger.debug("initializing \(name) (model, \(c.hardwareQueues) VMQ queues, \(c.buffersPerQueue) buffers per queue)")
-            try adapter.initialize()
-            try adapter.restart()
-            logger.debug("\(name) running, MAC \(macAddress)")
+            function = try IGBModel.makeFunction(configuration: .init(permanentAddress: macAddress.array, linkUpDelayNanoseconds: 1_000_000,
+                                                                    receiveFIFOFrames: 512))
         } catch {
-            adapter.halt()
+            throw .failed("making the 82576 model \(name): \(error)")
+        }
+        var config = IGBConfiguration()
+        config.linkTimeout = .seconds(5)
+        // A multicast frame goes only to queues whose filters accept it, else to the default queue.
+        config.queuesAcceptMulticast = false
+        logger.debug("initializing \(name): IGB miniport on the 82576 model")
+        // The model runs free during bring-up (its link timer follows real time), stepped afterwards.
+        function.model.start()
+        let adapter: Adapter
+        do {
+            adapter = try IGBMiniport.makeAdapter(function: function, name: name, configuration: config)
+        } catch {
+            function.model.stop()
             throw .adapter("bringing up \(name)", error)
         }
-        return OpenedAdapter(adapter: adapter, wire: miniport, memory: memory, lock: lock, address: name, logger: logger,
-                             hardwareDrops: { UInt64(miniport.hardwareDrops) })
+        function.model.stop()
+        logger.debug("\(name) running, MAC \(macAddress)")
+        let model = function.model
+        return OpenedAdapter(adapter: adapter, wire: IGBModelWire(model), dma: function.dma,
+                             dmaDomain: ObjectIdentifier(function.dma), lock: lock, address: name, logger: logger,
+                             missedOnWire: { UInt64(model.wireCounters.notReceived) })
+    }
+
+    /// The IGB miniport on a function bound to vfio-pci.
+    static func makeDevice(address: String, lock: DeviceLock, logger: Logger) throws(CLIError) -> OpenedAdapter {
+        let function: VFIODevice
+        do { function = try VFIODevice.open(address) } catch {
+            switch error {
+            case .groupBusy: throw .busy(address, "its IOMMU group is open in another process")
+            case let .pci(e): throw .failed(e.description)
+            default: throw .failed(error.description)
+            }
+        }
+        logger.debug("opened \(address) through VFIO (vendor \(hex4(function.identity.vendorID)), device \(hex4(function.identity.deviceID)))")
+        if function.supportsReset { try? function.reset() }
+        var config = IGBConfiguration()
+        config.linkTimeout = .seconds(20)
+        let adapter: Adapter
+        do {
+            adapter = try IGBMiniport.makeAdapter(function: function, name: address, configuration: config)
+        } catch {
+            _ = function.close()
+            if case .notSupported = error { throw .noMiniport(address) }
+            throw .adapter("bringing up \(address)", error)
+        }
+        logger.debug("\(address) running")
+        // Two VFIO devices share DMA memory only inside one container; each device here has its own.
+        return OpenedAdapter(adapter: adapter, wire: nil, dma: function.dma, dmaDomain: ObjectIdentifier(function.dma),
+                             lock: lock, address: address, logger: logger, closeDevice: { _ = function.close() })
+    }
+
+    static func hex4(_ v: UInt16) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 4 - s.count) + s
     }
 }
 

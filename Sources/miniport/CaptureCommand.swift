@@ -52,13 +52,13 @@ struct Capture: ParsableCommand {
         let queues: QueueSet
         do {
             binding = try opened.adapter.openBinding(capture)
-            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .broadcast, .promiscuous]))
+            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
             queues = try QueueSet.allocate(specs, on: binding, buffers: 256)
         } catch {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)
         }
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
-        do { try capture.start(path: file, interfaces: queues.captureInterfaces) } catch {
+        do { try capture.start(path: file, queues: queues.queues) } catch {
             queues.release()
             throw CLIError.capture(error)
         }
@@ -68,7 +68,7 @@ struct Capture: ParsableCommand {
         while !capture.isComplete && !Stop.isRequested {
             if let deadline, Clock.monotonicNanoseconds() >= deadline { break }
             traffic?.drive(frames: min(64, max(1, (limit ?? 64) - capture.framesWritten)))
-            if opened.adapter.poll(budget: 64) == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            if opened.poll() == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
         }
         let fileError = capture.finish()
         let report = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)

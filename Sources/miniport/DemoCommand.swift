@@ -41,11 +41,12 @@ struct Demo: ParsableCommand {
         let queues: QueueSet
         do {
             let binding = try opened.adapter.openBinding(counter)
-            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .broadcast, .promiscuous]))
+            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
             queues = try QueueSet.allocate(Demo.filters, on: binding, buffers: 256)
         } catch {
             throw CLIError.adapter("allocating the demo queues", error)
         }
+        counter.acceptance.set(queues.queues)
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
         guard let wire = opened.wire else { throw CLIError.failed("the model has no wire") }
         let traffic = ModelTraffic(wire: wire, specs: Demo.filters, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)
@@ -53,7 +54,7 @@ struct Demo: ParsableCommand {
         let round = 100
         while traffic.injected < total && !Stop.isRequested {
             traffic.drive(frames: min(round, total - traffic.injected))
-            while opened.adapter.poll(budget: 64) > 0 {}
+            while opened.poll() > 0 {}
             if live {
                 printError("\r" + QueueReport.progressLine(queues: queues.queues, counters: counter.counters), terminator: "")
                 sleep(nanoseconds: 15_000_000)

@@ -46,9 +46,9 @@ struct Forward: ParsableCommand {
                                              macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
         defer { output.close() }
         Stop.installHandlers()
-        // Zero-copy needs the sender to reach the receiver's buffers: true for the model (the CPU
-        // moves the bytes) and for two VFIO devices in one container.
-        let zeroCopy = !copy && input.wire != nil && output.wire != nil
+        // Zero-copy needs the sender to reach the receiver's buffers by DMA: both adapters in one
+        // IOMMU domain. Two model NICs have an IOMMU each, as do two VFIO devices opened apart.
+        let zeroCopy = !copy && input.dmaDomain == output.dmaDomain
         let forwarder = Forwarder(mode: zeroCopy ? .zeroCopy : .copy, sendPoolSize: 256)
         do {
             let inBinding = try input.adapter.openBinding(forwarder)
@@ -69,9 +69,15 @@ struct Forward: ParsableCommand {
                 let want = limit.map { max(0, min(32, $0 - Int(forwarder.forwarded))) } ?? 32
                 if want > 0 { traffic.drive(frames: want) }
             }
-            let n = input.adapter.poll(budget: 64) + output.adapter.poll(budget: 64)
+            let n = input.poll() + output.poll()
             if let wire = output.wire { arrived += wire.takeTransmitted().count }
             if n == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+        }
+        // Let the last sends complete and leave.
+        for _ in 0..<8 {
+            input.poll()
+            output.poll()
+            if let wire = output.wire { arrived += wire.takeTransmitted().count }
         }
         let drops = input.drops + forwarder.drops
         let (h1, m1) = input.close()

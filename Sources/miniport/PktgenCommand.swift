@@ -63,7 +63,7 @@ struct Pktgen: ParsableCommand {
         while !Stop.isRequested && !(generator.isComplete && generator.isDrained) {
             let now = Clock.monotonicNanoseconds()
             let sent = generator.generate(now: now)
-            _ = opened.adapter.poll(budget: 64)
+            _ = opened.poll()
             if let wire = opened.wire {
                 for f in wire.takeTransmitted() {
                     onWire += 1

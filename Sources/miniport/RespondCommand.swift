@@ -53,9 +53,14 @@ struct Respond: ParsableCommand {
                 peer.ask()
                 lastRequest = now
             }
-            let n = opened.adapter.poll(budget: 64)
+            let n = opened.poll()
             peer?.check(logger: logger)
             if n == 0 { sleep(nanoseconds: peer == nil ? 100_000 : 1_000_000) }
+        }
+        // Let the last replies leave (the model transmits on its next steps).
+        for _ in 0..<8 {
+            opened.poll()
+            peer?.check(logger: logger)
         }
         let drops = opened.drops
         let (halt, mapped) = opened.close()

@@ -72,3 +72,28 @@ import Testing
         #expect(r.table.hasSuffix("drops: 4"))
     }
 }
+
+@Suite struct QueueAcceptanceTests {
+    @Test func multicastCopiesAreKeptOnlyOnQueuesWhoseFiltersAcceptThem() {
+        let group = MACAddress(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb)
+        let a = QueueAcceptance(queues: [
+            QueueDescriptor(id: .default, filters: []),
+            QueueDescriptor(id: ReceiveQueueID(1), filters: [.mac(Addr.mac1)]),
+            QueueDescriptor(id: ReceiveQueueID(2), filters: [.mac(group)]),
+            QueueDescriptor(id: ReceiveQueueID(3), filters: [.vlan(100)]),
+        ])
+        let multicast = HandMadeNBL(FrameBuilder.filler(destination: group, source: Addr.peer, length: 80))
+        #expect(a.keeps(multicast.nbl, queue: 0))
+        #expect(!a.keeps(multicast.nbl, queue: 1))
+        #expect(a.keeps(multicast.nbl, queue: 2))
+        #expect(!a.keeps(multicast.nbl, queue: 3))
+        let taggedInline = HandMadeNBL(FrameBuilder.filler(destination: group, source: Addr.peer, vlan: 100, length: 80))
+        #expect(a.keeps(taggedInline.nbl, queue: 3))
+        let stripped = HandMadeNBL(FrameBuilder.filler(destination: group, source: Addr.peer, length: 80), vlan: 100)
+        #expect(a.keeps(stripped.nbl, queue: 3))
+        let broadcast = HandMadeNBL(FrameBuilder.filler(destination: .broadcast, source: Addr.peer, length: 80))
+        #expect(a.keeps(broadcast.nbl, queue: 1))
+        let unicast = HandMadeNBL(FrameBuilder.filler(destination: Addr.other, source: Addr.peer, length: 80))
+        #expect(a.keeps(unicast.nbl, queue: 1))
+    }
+}
