@@ -1,0 +1,207 @@
+"""Host-only tests of the test bed's own Python (frames, pcap, ports, scenario list, QEMU options).
+
+    python3 -m unittest discover -s Tests/VM -p 'test_*.py'      (Tests/run does this)
+"""
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import testbed
+import traffic
+
+
+class FrameTests(unittest.TestCase):
+    def test_ipv4_header_checksum_matches_a_worked_example(self):
+        # A header whose checksum is well known (0xb861) from the RFC 1071 style worked example.
+        hdr = bytes.fromhex("450000730000400040110000c0a80001c0a800c7")
+        self.assertEqual(traffic.checksum(hdr), 0xB861)
+
+    def test_ipv4_packet_checksums_to_zero_when_verified(self):
+        pkt = traffic.ipv4("10.1.2.3", "10.4.5.6", 17, b"x" * 11)
+        self.assertEqual(traffic.checksum(pkt[:20]), 0)
+        self.assertEqual(struct.unpack("!H", pkt[2:4])[0], 31)
+
+    def test_udp_checksum_verifies_over_the_pseudo_header(self):
+        pkt = traffic.udp("192.0.2.1", "192.0.2.2", 1234, 5678, b"hello")
+        seg = pkt[20:]
+        pseudo = pkt[12:16] + pkt[16:20] + struct.pack("!BBH", 0, 17, len(seg))
+        self.assertEqual(traffic.checksum(pseudo + seg), 0)
+
+    def test_icmp_echo_checksum_verifies(self):
+        pkt = traffic.icmp_echo("192.0.2.1", "192.0.2.2", ident=7, seq=9, payload=b"abc")
+        self.assertEqual(traffic.checksum(pkt[20:]), 0)
+        self.assertEqual(pkt[20], 8)
+
+    def test_short_frames_are_padded_to_sixty_bytes(self):
+        f = traffic.ether("ff:ff:ff:ff:ff:ff", "02:00:00:00:00:01", 0x88B5, b"hi")
+        self.assertEqual(len(f), 60)
+        self.assertEqual(f[12:14], b"\x88\xb5")
+
+    def test_vlan_tag_carries_vid_and_priority(self):
+        f = traffic.vlan("02:00:00:00:00:02", "02:00:00:00:00:01", 100, 0x0800, b"", pcp=5)
+        self.assertEqual(f[12:14], b"\x81\x00")
+        self.assertEqual(struct.unpack("!H", f[14:16])[0], (5 << 13) | 100)
+        self.assertIn("vlan 100", traffic.describe(f))
+
+    def test_arp_request_is_broadcast_who_has(self):
+        f = traffic.arp_request("02:00:00:00:00:01", "192.0.2.1", "192.0.2.9")
+        self.assertEqual(f[0:6], traffic.BROADCAST)
+        self.assertEqual(struct.unpack("!H", f[20:22])[0], 1)
+        self.assertEqual(f[38:42], socket.inet_aton("192.0.2.9"))
+
+    def test_a_malformed_mac_is_refused_with_the_expected_form(self):
+        with self.assertRaisesRegex(ValueError, "52:54:00:4d:50:01"):
+            traffic.mac("52:54:00")
+
+
+class PcapTests(unittest.TestCase):
+    def test_frames_survive_a_pcap_round_trip(self):
+        frames = [(1700000000.25, traffic.test_frame(b"\x02" * 6, b"\x04" * 6, i, size=60 + i)) for i in range(5)]
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "x.pcap")
+            traffic.write_pcap(p, frames)
+            back = traffic.read_pcap(p)
+        self.assertEqual([f for _, f in back], [f for _, f in frames])
+        self.assertAlmostEqual(back[0][0], 1700000000.25, places=5)
+
+    def test_tshark_reads_our_pcap(self):
+        tshark = shutil.which("tshark")
+        if not tshark:
+            self.skipTest("tshark is not installed (Tests/setup --vm installs it)")
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "x.pcap")
+            traffic.write_pcap(p, [traffic.ether("02:00:00:00:00:02", "02:00:00:00:00:01", 0x0800,
+                                                 traffic.udp("192.0.2.1", "192.0.2.2", 1000, 2000, b"z"))])
+            out = subprocess.run([tshark, "-r", p, "-T", "fields", "-e", "udp.dstport", "-e", "ip.checksum.status"],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.startswith("2000"), out.stdout)
+
+
+class PortTests(unittest.TestCase):
+    """A Port against a fake QEMU: a unix datagram socket bound where QEMU's would be."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mp-port-")
+        self.qemu_path = os.path.join(self.dir, "n.qemu")
+        self.fake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.fake.bind(self.qemu_path)
+        self.fake.settimeout(2)
+        self.port = traffic.Port("n", os.path.join(self.dir, "n.host"), self.qemu_path, pace=0, send_timeout=0.3)
+
+    def tearDown(self):
+        self.port.close()
+        self.fake.close()
+        shutil.rmtree(self.dir)
+
+    def test_sent_frames_reach_qemus_socket_in_order(self):
+        frames = [traffic.test_frame(b"\x02" * 6, b"\x04" * 6, i) for i in range(5)]
+        self.assertEqual(self.port.send(frames), 5)
+        self.assertEqual([self.fake.recv(2048) for _ in frames], frames)
+
+    def test_frames_from_the_nic_are_recorded_after_a_mark(self):
+        self.fake.sendto(b"before" + bytes(54), self.port.host_path)
+        self.port.wait_received((0, 0, 0), 1, timeout=2)
+        mark = self.port.mark()
+        self.fake.sendto(b"after" + bytes(55), self.port.host_path)
+        got = self.port.wait_received(mark, 1, timeout=2)
+        self.assertEqual([f[:5] for _, f in got], [b"after"])
+
+    def test_waiting_for_a_frame_that_never_comes_returns_short(self):
+        got = self.port.wait_received(self.port.mark(), 1, timeout=0.3)
+        self.assertEqual(got, [])
+
+    def test_frames_qemu_does_not_read_are_reported_undelivered(self):
+        # QEMU not reading: fill the receiver's datagram queue until sends time out.
+        frames = [traffic.test_frame(b"\x02" * 6, b"\x04" * 6, i) for i in range(64)]
+        sent = self.port.send(frames)
+        self.assertLess(sent, 64)
+        self.assertIn("did not read", self.port.undelivered[0][2])
+
+    def test_a_missing_qemu_socket_is_reported_not_blamed_on_the_driver(self):
+        os.unlink(self.qemu_path)
+        self.assertEqual(self.port.send([bytes(60)]), 0)
+        self.assertIn("is the guest running", self.port.undelivered[0][2])
+
+
+class ScenarioListTests(unittest.TestCase):
+    def write(self, text):
+        fd, path = tempfile.mkstemp(suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        self.addCleanup(os.unlink, path)
+        return path
+
+    def test_the_real_list_parses_and_fills_every_placeholder(self):
+        scenarios = testbed.load_scenarios(out_root="/R")
+        self.assertGreater(len(scenarios), 5)
+        for s in scenarios:
+            self.assertNotRegex(s.command, r"\{[A-Za-z][\w:-]*\}", s.name)
+        smoke = next(s for s in scenarios if s.name == "vfio-smoke")
+        self.assertEqual(smoke.needs, "vfio-smoke")
+        self.assertIn("--device 0000:01:00.0 --out /R/vfio-smoke", smoke.command)
+
+    def test_the_list_has_self_tests_that_must_fail(self):
+        self.assertTrue(any(s.expect == "fail" for s in testbed.load_scenarios()))
+
+    def test_an_unknown_nic_names_the_line_and_the_choices(self):
+        p = self.write("x | eth9 | pass | 10 | - | true\n")
+        with self.assertRaisesRegex(testbed.ListError, r":1: unknown NIC 'eth9'; one of igb0"):
+            testbed.load_scenarios(p)
+
+    def test_a_short_line_is_refused(self):
+        p = self.write("# comment\n\nx | igb0 | pass\n")
+        with self.assertRaisesRegex(testbed.ListError, r":3: expected 6 columns"):
+            testbed.load_scenarios(p)
+
+    def test_an_unknown_placeholder_is_refused(self):
+        p = self.write("x | igb0 | pass | 10 | - | run {device}\n")
+        with self.assertRaisesRegex(testbed.ListError, r"unknown placeholder \{device\}"):
+            testbed.load_scenarios(p)
+
+    def test_a_duplicate_name_and_a_bad_expect_are_refused(self):
+        with self.assertRaisesRegex(testbed.ListError, "listed twice"):
+            testbed.load_scenarios(self.write("x | igb0 | pass | 1 | - | a\nx | igb0 | pass | 1 | - | b\n"))
+        with self.assertRaisesRegex(testbed.ListError, "expect must be"):
+            testbed.load_scenarios(self.write("x | igb0 | maybe | 1 | - | a\n"))
+
+    def test_a_missing_host_script_is_refused(self):
+        with self.assertRaisesRegex(testbed.ListError, "does not exist"):
+            testbed.load_scenarios(self.write("x | igb0 | pass | 1 | nope.py | a\n"))
+
+
+class QemuOptionTests(unittest.TestCase):
+    def test_every_nic_uses_a_netdev_defined_before_it_and_a_fixed_bus(self):
+        opts = testbed.qemu_options("/S")
+        defined = set()
+        nics = 0
+        for flag, value in zip(opts, opts[1:]):
+            if flag == "-netdev":
+                defined.add(value.split(",")[1].removeprefix("id="))
+            if flag == "-device" and ",netdev=" in value:
+                nics += 1
+                netdev = value.split("netdev=")[1].split(",")[0]
+                self.assertIn(netdev, defined, value)
+                self.assertIn("bus=", value)
+                self.assertIn("mac=", value)
+        self.assertEqual(nics, len(testbed.NICS))
+
+    def test_the_iommu_comes_before_the_nics_and_virtio_goes_through_it(self):
+        opts = " ".join(testbed.qemu_options("/S"))
+        self.assertLess(opts.index("intel-iommu,intremap=on,caching-mode=on"), opts.index("-device igb"))
+        self.assertIn("disable-legacy=on,iommu_platform=on", opts)
+        self.assertIn("kernel-irqchip=split", opts)
+
+    def test_addresses_and_macs_are_unique(self):
+        self.assertEqual(len({n.address for n in testbed.NICS}), len(testbed.NICS))
+        self.assertEqual(len({n.mac for n in testbed.NICS}), len(testbed.NICS))
+
+
+if __name__ == "__main__":
+    unittest.main()
