@@ -42,23 +42,37 @@ final class SendingProtocol: ProtocolDriver {
 /// A zero-copy forwarder: what arrives on the input binding is sent on the output binding; send
 /// completions restore the input adapter's SourceHandle and return the NBLs to it.
 final class ForwardingProtocol: ProtocolDriver {
-    unowned(unsafe) var input: Binding?
-    unowned(unsafe) var output: Binding?
+    /// The bindings, unretained (their adapters keep them): calls through them take no reference.
+    var inputReference: Unmanaged<Binding>?
+    var outputReference: Unmanaged<Binding>?
+    var input: Binding? {
+        get { inputReference?.takeUnretainedValue() }
+        set { inputReference = newValue.map { Unmanaged.passUnretained($0) } }
+    }
+    var output: Binding? {
+        get { outputReference?.takeUnretainedValue() }
+        set { outputReference = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     var inputSource: SourceHandle = .none
     private(set) var forwarded: UInt64 = 0
     private(set) var failed: UInt64 = 0
 
     func receiveNetBufferLists(_ chain: consuming NetBufferListChain, binding: Binding, queue: ReceiveQueueID, count: Int, flags: ReceiveFlags) {
-        guard let output, binding === input else {
+        guard let output = outputReference, let input = inputReference, binding === input.takeUnretainedValue() else {
             binding.returnNetBufferLists(chain)
             return
         }
         forwarded &+= UInt64(count)
-        output.send(chain)
+        var pending = chain
+        output._withUnsafeGuaranteedRef { out in
+            var mine = NetBufferListChain()
+            swap(&mine, &pending)
+            out.send(mine)
+        }
     }
 
     func sendNetBufferListsComplete(_ chain: consuming NetBufferListChain, binding: Binding) {
-        guard let input else {
+        guard let input = inputReference else {
             NDIS.returnNetBufferLists(chain)
             return
         }
@@ -69,7 +83,12 @@ final class ForwardingProtocol: ProtocolDriver {
             nbl.sourceHandle = source
         }
         failed &+= bad
-        input.returnNetBufferLists(chain)
+        var pending = chain
+        input._withUnsafeGuaranteedRef { b in
+            var mine = NetBufferListChain()
+            swap(&mine, &pending)
+            b.returnNetBufferLists(mine)
+        }
     }
 }
 
