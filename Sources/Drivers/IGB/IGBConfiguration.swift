@@ -31,6 +31,15 @@ public struct IGBConfiguration: Sendable {
     public var useInterrupts = false
     /// EITR interval in microseconds for queue vectors (0: no throttling).
     public var interruptThrottleMicroseconds = 100
+    /// One receive worker thread per queue (IGB+Workers.swift) instead of one datapath loop; the
+    /// adapter's datapath then runs in lanes. Off by default (the demo, CLI and benchmarks poll).
+    public var receiveWorkers = false
+    /// A worker sleeps on its vector after this many empty polls in a row.
+    public var workerIdlePollsBeforeSleep = 64
+    /// Longest sleep of an idle worker (also bounds how late returns from other threads are recycled).
+    public var workerSleepTimeoutMilliseconds: Int32 = 10
+    /// CPUs of the default queue's worker (VMQ queues use their `processorAffinity`).
+    public var defaultQueueAffinity: Set<Int> = [0]
 
     public init() {}
 }
