@@ -324,6 +324,9 @@ public final class Adapter: NetBufferListReturnTarget {
         copyBuffers = buffers
     }
 
+    /// The DMA domain of the adapter's shared memory (see `SharedMemoryProvider.dmaDomain`).
+    public var dmaDomain: ObjectIdentifier? { provider.dmaDomain }
+
     /// NBLs indicated and not yet returned.
     public var outstandingNetBufferLists: Int { totalOutstanding }
     /// NBLs of one queue indicated and not yet returned.
