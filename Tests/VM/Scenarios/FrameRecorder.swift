@@ -32,6 +32,8 @@ final class FrameRecorder: ProtocolDriver {
     var echoed = 0
     var sendCompletions: [String: Int] = [:]
     var completed = 0
+    /// Sends that completed with NDIS_STATUS_SUCCESS.
+    var successes = 0
 
     init(echo: Bool = false, keep: Int = 4096, start: ContinuousClock.Instant = .now) {
         self.echo = echo
@@ -56,6 +58,7 @@ final class FrameRecorder: ProtocolDriver {
         chain.forEach { nbl in
             sendCompletions["\(nbl.status)", default: 0] += 1
             completed += 1
+            if nbl.status == .success { successes += 1 }
         }
         binding.freeSendNetBufferLists(chain)
     }

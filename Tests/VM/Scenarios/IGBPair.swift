@@ -36,6 +36,7 @@ struct IGBPair: ParsableCommand {
         var bringUpMilliseconds = 0.0
         var sent = 0
         var sendCompletions: [String: Int] = [:]
+        var sendSuccesses = 0
         /// Numbered frames from the other side, in arrival order.
         var fromPeer: [Int] = []
         var fromPeerMilliseconds: Double?
@@ -125,6 +126,7 @@ struct IGBPair: ParsableCommand {
         for (side, rec, other) in [(\Result.a, recA, UInt8(ascii: "B")), (\Result.b, recB, UInt8(ascii: "A"))] {
             result[keyPath: side].frames = rec.frames
             result[keyPath: side].sendCompletions = rec.sendCompletions
+            result[keyPath: side].sendSuccesses = rec.successes
             for f in rec.frames {
                 guard let bytes = FrameRecorder.bytes(hex: f.bytes), bytes.count >= 23, Array(bytes[12..<14]) == Self.ethertype,
                       Array(bytes[14..<18]) == Array("PAIR".utf8), bytes[18] == other else { continue }
@@ -137,7 +139,7 @@ struct IGBPair: ParsableCommand {
             if side.fromPeer != Array(0..<count) {
                 result.errors.append("\(name) received \(side.fromPeer.count) of the peer's \(count) frames in order: \(side.fromPeer.prefix(40))")
             }
-            if side.sendCompletions["success"] != count {
+            if side.sendSuccesses != count {
                 result.errors.append("\(name)'s sends completed as \(side.sendCompletions), expected \(count) success")
             }
         }

@@ -160,6 +160,7 @@ struct IGBTraffic: ParsableCommand {
         result.framesPerQueue = recorder.perQueue.reduce(into: [:]) { $0[String($1.key)] = $1.value }
         result.echoed = recorder.echoed
         result.sendCompletions = recorder.sendCompletions
+        result.sendSuccesses = recorder.successes
         if case let .statistics(report) = try adapter.request(.statistics) {
             result.statistics = ["rxFrames": report.global.receivedFrames, "txFrames": report.global.transmittedFrames,
                                  "rxErrors": report.global.receiveErrors, "rxDrops": report.global.receiveDrops,
@@ -303,6 +304,7 @@ struct TrafficResult: Codable {
     var frames: [ReceivedFrame] = []
     var echoed = 0
     var sendCompletions: [String: Int] = [:]
+    var sendSuccesses = 0
     var interrupts: InterruptReport?
     var statistics: [String: UInt64] = [:]
     var modelWire: [String: Int]?

@@ -42,6 +42,7 @@ struct IGBTransmit: ParsableCommand {
         var planned = 0
         var sent = 0
         var completions: [String: Int] = [:]
+        var successes = 0
         var sendMilliseconds = 0.0
         var transmitCounters: [String: UInt64] = [:]
         var statistics: [String: UInt64] = [:]
@@ -117,7 +118,8 @@ struct IGBTransmit: ParsableCommand {
         result.sendMilliseconds = FrameRecorder.milliseconds(ContinuousClock.now - t)
         result.completions = recorder.sendCompletions
         if recorder.completed < plan.count { result.errors.append("only \(recorder.completed) of \(plan.count) sends completed") }
-        if (recorder.sendCompletions["success"] ?? 0) != plan.count {
+        result.successes = recorder.successes
+        if recorder.successes != plan.count {
             result.errors.append("completions \(recorder.sendCompletions), expected \(plan.count) success")
         }
         // The host checks the wire; stay up (and keep the link) until it is done.

@@ -1,7 +1,7 @@
 """Host side of igb-interrupts: an idle queue sleeps on its MSI-X eventfd and wakes on a frame.
 
 The guest runs the miniport with interrupts (GPIE multi-vector MSI-X, IVAR, EIAC, EITR) and sleeps
-up to 5 s on the vectors' eventfds whenever 8 polls in a row find nothing. Here the host lets it
+up to 2.5 s on the vectors' eventfds whenever 8 polls in a row find nothing. Here the host lets it
 go idle, then sends one frame at a time, well apart, to queue A and to the default queue. Each
 frame must end a sleep early (an interrupt, not the timeout) and be found by the next poll.
 """

@@ -35,6 +35,7 @@ def run(ctx):
     for name, side, mine in (("A", d["a"], to_a), ("B", d["b"], to_b)):
         raw = [bytes.fromhex(f["bytes"]) for f in side["frames"]]
         ctx.check(side["fromPeer"] == list(range(COUNT)), f"{name} got the peer's frames {side['fromPeer']}")
+        ctx.check(side["sendSuccesses"] == COUNT, f"{name}'s sends completed as {side['sendCompletions']}")
         missing = [traffic.describe(f) for f in injected + mine if f not in raw]
         ctx.check(not missing, f"{name} missed what the host injected: {missing}")
         others = [f for f in (to_b if name == "A" else to_a) if f in raw]

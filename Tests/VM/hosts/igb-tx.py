@@ -57,6 +57,12 @@ def run(ctx):
         plan.append((f"plain {n} bytes", f, [], None, None, f))
     big = udp(1472, 1004)
     plan.append(("1514-byte UDP, offload", zero(big, IPCS, UDPCS), ["ipv4", "udp"], None, None, big))
+    big2 = udp(1472, 1005)
+    plan.append(("1514-byte UDP, offload + VLAN 4000 (1518 on the wire)", zero(big2, IPCS, UDPCS), ["ipv4", "udp"], 4000, 1,
+                 insert_tag(big2, 4000, 1)))
+    # TCTL.PSP: the MAC pads short frames to the 64-byte minimum (60 without the FCS) (§8.12.1).
+    short = traffic.ether(h, g, traffic.ETH_ARP, bytes(range(28)), pad=False)
+    plan.append(("42-byte frame, padded by TCTL.PSP", short, [], None, None, short + bytes(18)))
 
     doc = [{"bytes": given.hex(), "offload": off, "vlan": vid, "priority": prio} for _, given, off, vid, prio, _ in plan]
     tmp = os.path.join(ctx.out, "tx-plan.json.tmp")
@@ -76,6 +82,6 @@ def run(ctx):
             ctx.log(f"  byte-exact: {label} ({len(wire)} bytes)")
     ctx.check(not problems, "; ".join(problems))
     d = igbhost.finish(ctx, "igb-transmit.json")
-    ctx.check(d["completions"].get("success") == len(plan), f"send completions {d['completions']}")
+    ctx.check(d["successes"] == len(plan), f"send completions {d['completions']}")
     igbhost.summary(ctx, frames=len(plan), sendMilliseconds=round(d["sendMilliseconds"], 2),
                     transmitCounters=d["transmitCounters"], statistics=d["statistics"])
