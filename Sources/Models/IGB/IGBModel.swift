@@ -58,12 +58,15 @@ public final class IGBModel: @unchecked Sendable {
         public static let txParsesHeaders = Deviations(rawValue: 1 << 13)
         /// EEC.AUTO_RD never rises (QEMU's EECD reset value lacks it), although RAL0/RAH0 are loaded.
         public static let noEEPROMAutoReadDone = Deviations(rawValue: 1 << 14)
+        /// TCTL.PSP is ignored: frames shorter than 60 bytes leave unpadded (seen on QEMU 10 through vfio).
+        public static let noShortFramePadding = Deviations(rawValue: 1 << 15)
 
         /// Every difference: what `.qemu` fidelity selects.
         public static let qemu: Deviations = [
             .linkNeedsAutonegRestart, .rssRequiresPCSD, .noRSSInVMDq, .noDropCounters, .holdFramesWhenBlocked,
             .zeroFCS, .vmdqSimplifiedFilters, .aupeOnlyWithVFE, .synchronousTransmit, .coarseEITR, .noAutoMask,
             .noLegacyDescriptors, .statisticsPerCopy, .txParsesHeaders, .noEEPROMAutoReadDone,
+            .noShortFramePadding,
         ]
     }
 
