@@ -60,6 +60,7 @@ struct IGBPair: ParsableCommand {
     func run() throws {
         var result = Result()
         let start = ContinuousClock.now
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         do { try pair(&result, start: start) } catch { result.errors.append("\(error)") }
         result.milliseconds = FrameRecorder.milliseconds(ContinuousClock.now - start)
         result.ok = result.errors.isEmpty

@@ -73,6 +73,7 @@ struct IGBTraffic: ParsableCommand {
     func run() throws {
         var result = TrafficResult()
         let start = ContinuousClock.now
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         do {
             if model {
                 try runOnModel(&result, start: start)

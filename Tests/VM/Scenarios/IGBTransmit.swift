@@ -3,6 +3,7 @@ import DeviceAccess
 import Foundation
 import Glibc
 import IGB
+import IGBModel
 import NDIS
 import VFIO
 
@@ -17,7 +18,19 @@ struct IGBTransmit: ParsableCommand {
     )
 
     @Option(help: "PCI address of an 82576/I350 function bound to vfio-pci.")
-    var device: String
+    var device: String?
+
+    @Flag(help: "Run on the 82576 hardware model instead (needs --plan); the wire goes to DIR/model-wire.json.")
+    var model = false
+
+    @Option(help: "Model: the transmit plan (tx-plan.json format) to send.")
+    var plan: String?
+
+    @Option(help: "Model: fidelity, qemu or datasheet.")
+    var fidelity: String = "qemu"
+
+    @Option(help: "Model: its permanent MAC address.")
+    var mac: String = "52:54:00:4d:50:01"
 
     @Option(help: "Directory for ready and igb-transmit.json; tx-plan.json and host-done are awaited there.")
     var out: String
@@ -43,6 +56,8 @@ struct IGBTransmit: ParsableCommand {
         var sent = 0
         var completions: [String: Int] = [:]
         var successes = 0
+        /// Model: the frames that left on its wire, hex.
+        var wire: [String]?
         var sendMilliseconds = 0.0
         var transmitCounters: [String: UInt64] = [:]
         var statistics: [String: UInt64] = [:]
@@ -54,11 +69,17 @@ struct IGBTransmit: ParsableCommand {
     func run() throws {
         var result = Result()
         let start = ContinuousClock.now
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         do {
-            let function = try VFIODevice.open(device)
-            if function.supportsReset { try function.reset() }
-            try transmit(function, &result)
-            closeAndCheck(function, &result.resourcesAfterClose, &result.errors)
+            if model {
+                try transmitOnModel(&result)
+            } else {
+                guard let device else { throw ValidationError("give --device ADDRESS (or --model --plan FILE)") }
+                let function = try VFIODevice.open(device)
+                if function.supportsReset { try function.reset() }
+                try transmit(function, &result)
+                closeAndCheck(function, &result.resourcesAfterClose, &result.errors)
+            }
         } catch {
             result.errors.append("\(error)")
         }
@@ -70,16 +91,33 @@ struct IGBTransmit: ParsableCommand {
         if !result.ok { throw ExitCode(1) }
     }
 
-    private func transmit(_ function: VFIODevice, _ result: inout Result) throws {
+    /// The same plan through the same driver on the model (the differential's transmit side).
+    private func transmitOnModel(_ result: inout Result) throws {
+        guard let address = MACAddress(mac) else { throw ValidationError("bad --mac \(mac)") }
+        guard let plan else { throw ValidationError("--model needs --plan FILE") }
+        let function = try IGBModel.makeFunction(configuration: .init(
+            permanentAddress: address.array, fidelity: fidelity == "datasheet" ? .datasheet : .qemu, linkUpDelayNanoseconds: 2_000_000))
+        let model = function.model
+        model.start()
+        var running = true
+        defer { if running { model.stop() } }
+        try transmit(function, &result, planFile: plan, started: { model.stop(); running = false }, step: { model.step() })
+        result.wire = model.takeTransmitted().map { FrameRecorder.hex($0) }
+        if !model.faults.isEmpty { result.errors.append("IOMMU faults on the model: \(model.faults)") }
+    }
+
+    private func transmit<F: PCIFunction>(_ function: F, _ result: inout Result, planFile: String? = nil,
+                                          started: () -> Void = {}, step: () -> Void = {}) throws {
         var config = IGBConfiguration()
         config.linkTimeout = .seconds(20)
         let (adapter, miniport) = try IGBMiniport.makeAdapterWithMiniport(function: function, configuration: config)
+        started()
         result.mac = miniport.permanentAddress.description
         let recorder = FrameRecorder()
         let binding = try adapter.openBinding(recorder)
         try Data().write(to: URL(fileURLWithPath: out).appendingPathComponent("ready"))
 
-        let plan = try waitForPlan()
+        let plan = try planFile.map { try JSONDecoder().decode([Planned].self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } ?? waitForPlan()
         result.planned = plan.count
         let pool = try binding.makeSendPool(count: max(1, plan.count), bufferSize: 2048)
         let chain = pool.allocate(count: plan.count)
@@ -113,6 +151,7 @@ struct IGBTransmit: ParsableCommand {
         result.sent = plan.count
         let deadline = ContinuousClock.now.advanced(by: .seconds(10))
         while recorder.completed < plan.count && ContinuousClock.now < deadline {
+            step()
             _ = adapter.poll(budget: 64)
         }
         result.sendMilliseconds = FrameRecorder.milliseconds(ContinuousClock.now - t)
@@ -124,7 +163,7 @@ struct IGBTransmit: ParsableCommand {
         }
         // The host checks the wire; stay up (and keep the link) until it is done.
         let until = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
-        while !hostDone(out) && ContinuousClock.now < until {
+        while planFile == nil && !hostDone(out) && ContinuousClock.now < until {
             _ = adapter.poll(budget: 64)
             usleep(20_000)
         }
