@@ -4,6 +4,12 @@ import ArgumentParser
 enum MiniportSubcommands {
     static let all: [any ParsableCommand.Type] = [
         ListCommand.self,
+        Demo.self,
+        Info.self,
+        Capture.self,
+        Respond.self,
+        Forward.self,
+        Pktgen.self,
         BenchCommand.self,
     ]
 }

@@ -1,1 +1,0 @@
-// Protocol modules (issue 8).

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Logging
+import NDIS
+import Protocols
+
+struct Capture: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Capture frames to a pcapng file, one interface per receive queue.",
+        discussion: """
+        Allocates one VMQ receive queue per --mac and per --vlan filter (MACs first, in the order \
+        given); the default queue rxq0 takes every frame no filter matches, broadcast included. \
+        The pcapng has one interface block per queue in queue-id order, named rxq<id> and described \
+        by its filters ("default", "mac 52:54:00:aa:00:01", "vlan 100"), nanosecond timestamps, and \
+        every frame exactly as on the wire (a VLAN tag the hardware stripped is put back; no FCS). \
+        With --count N the file holds exactly N frames in total. A FILE ending in .pcap is written \
+        as classic pcap (no queues). Ctrl-C stops, frees the queues and prints the counts.
+        With --model, a mixed frame pattern for the filters is driven through the model's wire.
+        """)
+
+    @Option(help: "PCI address of a NIC bound to vfio-pci (dddd:bb:dd.f); with --model, names the model NIC.")
+    var device: String?
+
+    @Option(name: .customLong("mac"), help: ArgumentHelp("A queue for frames to this destination MAC (repeatable).", valueName: "mac"))
+    var macs: [String] = []
+
+    @Option(name: .customLong("vlan"), help: ArgumentHelp("A queue for frames of this VLAN id, 1-4094 (repeatable).", valueName: "id"))
+    var vlans: [String] = []
+
+    @Option(help: "Stop after exactly N frames in total across all queues.")
+    var count: Int?
+
+    @Option(help: "Stop after S seconds.")
+    var seconds: Double?
+
+    @Option(name: .customLong("write"), help: ArgumentHelp("The capture file (.pcapng, or .pcap for classic pcap).", valueName: "file"))
+    var file: String
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let logger = Log.setUp(verbose: common.verbose)
+        let specs: [QueueFilterSpec]
+        do { specs = try QueueFilterSpec.parse(macs: macs, vlans: vlans) } catch { throw CLIError.input(error) }
+        let limit = try parseCount(count, option: "--count")
+        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        defer { opened.close() }
+        Stop.installHandlers()
+
+        let capture = PacketCapture(limit: limit)
+        let binding: Binding
+        let queues: QueueSet
+        do {
+            binding = try opened.adapter.openBinding(capture)
+            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
+            queues = try QueueSet.allocate(specs, on: binding, buffers: 256)
+        } catch {
+            throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)
+        }
+        for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
+        do { try capture.start(path: file, queues: queues.queues) } catch {
+            queues.release()
+            throw CLIError.capture(error)
+        }
+
+        let traffic = opened.wire.map { ModelTraffic(wire: $0, specs: specs, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC) }
+        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
+        while !capture.isComplete && !Stop.isRequested {
+            if let deadline, Clock.monotonicNanoseconds() >= deadline { break }
+            traffic?.drive(frames: min(64, max(1, (limit ?? 64) - capture.framesWritten)))
+            if opened.poll() == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+        }
+        let fileError = capture.finish()
+        let report = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)
+        let releaseErrors = queues.release()
+        for e in releaseErrors { logger.warning("freeing queues: \(e)") }
+        let (halt, mapped) = opened.close()
+        if common.json {
+            print(report.json)
+        } else {
+            print(report.table)
+            print("wrote \(capture.framesWritten) frame(s) to \(file); \(halt); \(mapped) bytes left mapped")
+        }
+        if let fileError { throw CLIError.capture(fileError) }
+    }
+}

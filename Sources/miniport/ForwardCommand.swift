@@ -1,0 +1,93 @@
+import ArgumentParser
+import Logging
+import NDIS
+import Protocols
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forward every frame received on one NIC out of another.",
+        discussion: """
+        Receives on --device and sends on --to, a receive batch per send. When both NICs reach the \
+        same DMA memory the received buffers are sent as they are (zero-copy: each buffer's source \
+        handle is saved, restored when the send completes, and the buffer goes back to the receiving \
+        NIC); otherwise, or with --copy, frames are copied into a send pool of --to. Runs until \
+        Ctrl-C, --count forwarded frames or --seconds. With --model both NICs are models and a mixed \
+        frame pattern is driven into the first one's wire.
+        """)
+
+    @Option(help: "PCI address of the receiving NIC (dddd:bb:dd.f); with --model, names the first model NIC.")
+    var device: String?
+
+    @Option(help: "PCI address of the sending NIC; with --model, names the second model NIC.")
+    var to: String?
+
+    @Flag(help: "Copy frames into the sending NIC's memory even when zero-copy is possible.")
+    var copy = false
+
+    @Option(help: "Stop after forwarding N frames.")
+    var count: Int?
+
+    @Option(help: "Stop after S seconds.")
+    var seconds: Double?
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let logger = Log.setUp(verbose: common.verbose)
+        let limit = try parseCount(count, option: "--count")
+        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        if !common.model && to == nil { throw CLIError.input(.missing("--to ADDR is needed: the NIC to send on")) }
+        if let device, let to, let a = try? PCIAddressText.normalize(device), a == (try? PCIAddressText.normalize(to)) {
+            throw CLIError.input(.missing("--device and --to both name \(a): forward between two different NICs"))
+        }
+        let input = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        defer { input.close() }
+        let output = try AdapterFactory.open(device: to, model: common.model, logger: logger,
+                                             macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
+        defer { output.close() }
+        Stop.installHandlers()
+        // Zero-copy needs the sender to reach the receiver's buffers by DMA: both adapters in one
+        // IOMMU domain. Two model NICs have an IOMMU each, as do two VFIO devices opened apart.
+        let zeroCopy = !copy && input.dmaDomain == output.dmaDomain
+        let forwarder = Forwarder(mode: zeroCopy ? .zeroCopy : .copy, sendPoolSize: 256)
+        do {
+            let inBinding = try input.adapter.openBinding(forwarder)
+            _ = try? inBinding.request(.setPacketFilter([.directed, .multicast, .broadcast, .promiscuous]))
+            forwarder.attachInput(inBinding)
+            try forwarder.attachOutput(try output.adapter.openBinding(forwarder))
+        } catch {
+            throw CLIError.adapter("binding the forwarder to \(input.address) and \(output.address)", error)
+        }
+        logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
+        let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }
+        var arrived = 0
+        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
+        while !Stop.isRequested {
+            if let limit, forwarder.forwarded >= UInt64(limit) { break }
+            if let deadline, Clock.monotonicNanoseconds() >= deadline { break }
+            if let traffic {
+                let want = limit.map { max(0, min(32, $0 - Int(forwarder.forwarded))) } ?? 32
+                if want > 0 { traffic.drive(frames: want) }
+            }
+            let n = input.poll() + output.poll()
+            if let wire = output.wire { arrived += wire.takeTransmitted().count }
+            if n == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+        }
+        // Let the last sends complete and leave.
+        for _ in 0..<8 {
+            input.poll()
+            output.poll()
+            if let wire = output.wire { arrived += wire.takeTransmitted().count }
+        }
+        let drops = input.drops + forwarder.drops
+        let (h1, m1) = input.close()
+        let (h2, m2) = output.close()
+        if common.json {
+            print("{\"mode\": \"\(forwarder.mode.rawValue)\", \"forwarded\": \(forwarder.forwarded), \"bytes\": \(forwarder.forwardedBytes), \"completed\": \(forwarder.completed), \"sendErrors\": \(forwarder.sendErrors), \"drops\": \(drops)\(output.wire != nil ? ", \"arrived\": \(arrived)" : "")}")
+        } else {
+            print("forwarded \(forwarder.forwarded) frame(s), \(forwarder.forwardedBytes) bytes, \(input.address) -> \(output.address) (\(forwarder.mode.rawValue)); completed \(forwarder.completed), send errors \(forwarder.sendErrors), drops \(drops)")
+            if output.wire != nil { print("arrived on \(output.address)'s wire: \(arrived)") }
+            print("\(input.address): \(h1), \(m1) bytes left mapped; \(output.address): \(h2), \(m2) bytes left mapped")
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Logging
+import NDIS
+import Protocols
+
+struct Respond: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Answer ARP and ping (ICMP echo) for an IPv4 address.",
+        discussion: """
+        A tiny IPv4 host on the NIC: it answers ARP requests for --ip with the NIC's MAC and ICMP \
+        echo requests with echo replies (checksums checked and computed), until Ctrl-C, or until \
+        --count replies were sent or --seconds passed. With --model, a simulated peer on the model's \
+        wire sends ARP requests and pings and checks every reply.
+        """)
+
+    @Option(help: "PCI address of a NIC bound to vfio-pci (dddd:bb:dd.f); with --model, names the model NIC.")
+    var device: String?
+
+    @Option(help: ArgumentHelp("The IPv4 address to answer for.", valueName: "A.B.C.D"))
+    var ip: String
+
+    @Option(help: "Answer this many requests, then stop.")
+    var count: Int?
+
+    @Option(help: "Stop after S seconds.")
+    var seconds: Double?
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let logger = Log.setUp(verbose: common.verbose)
+        guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
+        let limit = try parseCount(count, option: "--count")
+        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        defer { opened.close() }
+        Stop.installHandlers()
+        let responder = Responder(address: address, limit: limit)
+        do {
+            _ = try opened.adapter.openBinding(responder, frameTypes: Responder.frameTypes)
+        } catch {
+            throw CLIError.adapter("opening a binding on \(opened.address)", error)
+        }
+        if let e = responder.setupError { throw CLIError.adapter("making the send pool on \(opened.address)", e) }
+        logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
+        let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
+        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
+        var lastRequest: UInt64 = 0
+        while !responder.isComplete && !Stop.isRequested {
+            let now = Clock.monotonicNanoseconds()
+            if let deadline, now >= deadline { break }
+            if let peer, now - lastRequest >= 20_000_000 {
+                peer.ask()
+                lastRequest = now
+            }
+            let n = opened.poll()
+            peer?.check(logger: logger)
+            if n == 0 { sleep(nanoseconds: peer == nil ? 100_000 : 1_000_000) }
+        }
+        // Let the last replies leave (the model transmits on its next steps).
+        for _ in 0..<8 {
+            opened.poll()
+            peer?.check(logger: logger)
+        }
+        let drops = opened.drops
+        let (halt, mapped) = opened.close()
+        if common.json {
+            var extra = ""
+            if let peer { extra = ", \"peerVerified\": \(peer.verified), \"peerBad\": \(peer.bad)" }
+            print("{\"ip\": \"\(address)\", \"arpReplies\": \(responder.arpReplies), \"echoReplies\": \(responder.echoReplies), \"ignored\": \(responder.ignored), \"malformed\": \(responder.malformed), \"drops\": \(responder.drops + drops)\(extra)}")
+        } else {
+            print("answered \(responder.arpReplies) ARP request(s) and \(responder.echoReplies) ping(s) for \(address); ignored \(responder.ignored), malformed \(responder.malformed), dropped \(responder.drops + drops)")
+            if let peer { print("simulated peer: \(peer.verified) correct repl(ies), \(peer.bad) wrong") }
+            print("\(halt); \(mapped) bytes left mapped")
+        }
+    }
+}
+
+/// A host on the model's wire that sends ARP requests and pings and checks the replies.
+final class SimulatedPeer {
+    let wire: any Wire
+    let target: IPv4Address
+    let targetMAC: MACAddress
+    let mac = MACAddress(0x52, 0x54, 0x00, 0xbb, 0x00, 0x02)
+    var ip: IPv4Address { IPv4Address(target.value & 0xffff_ff00 | ((target.value & 0xff) == 2 ? 3 : 2)) }
+    private var sequence: UInt16 = 0
+    private(set) var verified = 0
+    private(set) var bad = 0
+
+    init(wire: any Wire, target: IPv4Address, targetMAC: MACAddress) {
+        self.wire = wire
+        self.target = target
+        self.targetMAC = targetMAC
+    }
+
+    func ask() {
+        sequence &+= 1
+        if sequence % 2 == 1 {
+            wire.inject(FrameBuilder.arpRequest(senderMAC: mac, senderIP: ip, targetIP: target))
+        } else {
+            wire.inject(FrameBuilder.echoRequest(sourceMAC: mac, destinationMAC: targetMAC, source: ip, destination: target, sequence: sequence))
+        }
+    }
+
+    func check(logger: Logger) {
+        for f in wire.takeTransmitted() {
+            let ok: Bool
+            if f.count >= 42, f[12] == 0x08, f[13] == 0x06 {
+                ok = Array(f[0..<6]) == mac.array && f[21] == 2 && Array(f[22..<28]) == targetMAC.array
+                logger.debug("ARP reply \(ok ? "ok" : "wrong")")
+            } else if f.count >= 42, f[12] == 0x08, f[13] == 0x00, f[23] == 1 {
+                let total = Int(f[16]) << 8 | Int(f[17])
+                ok = f[34] == 0 && Array(f[14..<34]).withUnsafeBytes { InternetChecksum.verify($0) }
+                    && 14 + total <= f.count && Array(f[34..<(14 + total)]).withUnsafeBytes { InternetChecksum.verify($0) }
+                logger.debug("echo reply \(ok ? "ok" : "wrong")")
+            } else {
+                ok = false
+            }
+            if ok { verified += 1 } else { bad += 1 }
+        }
+    }
+}

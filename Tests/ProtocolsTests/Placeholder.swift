@@ -1,2 +1,0 @@
-import Testing
-@Suite struct ProtocolsTestsPlaceholder { @Test func packageBuilds() { #expect(1 + 1 == 2) } }
