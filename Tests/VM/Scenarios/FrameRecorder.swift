@@ -200,6 +200,13 @@ struct ScenarioError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Writes the frames of `records` (their bytes as indicated) to DIR/name as pcap, so that the test
+/// bed prints what the guest saw when a scenario fails.
+func writeGuestPcap(_ records: [ReceivedFrame], to dir: String, name: String) {
+    try? PCAP.write(URL(fileURLWithPath: dir).appendingPathComponent(name).path,
+                    records.compactMap { FrameRecorder.bytes(hex: $0.bytes) })
+}
+
 /// Writes `value` as pretty JSON to DIR/name.
 func writeJSON<T: Encodable>(_ value: T, to dir: String, name: String) throws {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

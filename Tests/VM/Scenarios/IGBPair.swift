@@ -65,6 +65,8 @@ struct IGBPair: ParsableCommand {
         result.milliseconds = FrameRecorder.milliseconds(ContinuousClock.now - start)
         result.ok = result.errors.isEmpty
         try writeJSON(result, to: out, name: "igb-pair.json")
+        writeGuestPcap(result.a.frames, to: out, name: "guest-a-received.pcap")
+        writeGuestPcap(result.b.frames, to: out, name: "guest-b-received.pcap")
         print("igb-pair: A got \(result.a.fromPeer.count) of B's frames, B got \(result.b.fromPeer.count) of A's")
         print(result.ok ? "igb-pair: ok" : "igb-pair: FAILED\n" + result.errors.map { "  " + $0 }.joined(separator: "\n"))
         if !result.ok { throw ExitCode(1) }

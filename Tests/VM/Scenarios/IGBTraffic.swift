@@ -97,6 +97,7 @@ struct IGBTraffic: ParsableCommand {
         result.milliseconds = FrameRecorder.milliseconds(ContinuousClock.now - start)
         result.ok = result.errors.isEmpty
         try writeJSON(result, to: out, name: "igb-traffic.json")
+        writeGuestPcap(result.frames, to: out, name: "guest-received.pcap")
         let counts = result.framesPerQueue.sorted { $0.key < $1.key }.map { "queue \($0.key): \($0.value)" }.joined(separator: ", ")
         print("igb-traffic: \(result.frames.count) frames (\(counts)); bring-up \(Int(result.bringUpMilliseconds)) ms; \(result.halt)")
         print(result.ok ? "igb-traffic: ok" : "igb-traffic: FAILED\n" + result.errors.map { "  " + $0 }.joined(separator: "\n"))

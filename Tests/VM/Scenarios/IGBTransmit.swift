@@ -146,6 +146,8 @@ struct IGBTransmit: ParsableCommand {
             i += 1
         }
         if !bad.isEmpty { throw ScenarioError(bad.joined(separator: "; ")) }
+        try? PCAP.write(URL(fileURLWithPath: out).appendingPathComponent("guest-sent.pcap").path,
+                        plan.compactMap { FrameRecorder.bytes(hex: $0.bytes) })
         let t = ContinuousClock.now
         binding.send(chain)
         result.sent = plan.count
