@@ -43,7 +43,7 @@ let package = Package(
             dependencies: ["NDIS", "IGB", "IGBModel", "DeviceAccess", "CBenchSupport"]
         ),
         // What `miniport bench --instructions` runs under callgrind (no async main: valgrind-safe).
-        .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Benchmarks/Profile"),
+        .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Sources/MiniportBenchProfile"),
         .executableTarget(
             name: "miniport",
             dependencies: [
