@@ -50,7 +50,7 @@ public enum IGBError: Error, CustomStringConvertible, Equatable {
     case deviceRemoved(device: String, register: String)
     /// CTRL.RST did not clear.
     case resetTimeout(device: String)
-    /// EEC.AUTO_RD did not rise: the EEPROM/flash was not read.
+    /// EEC.AUTO_RD did not rise and RAL0/RAH0 hold no valid address: the EEPROM/flash was not read.
     case eepromAutoReadTimeout(device: String)
     /// RAL0/RAH0 hold no valid unicast address.
     case invalidPermanentAddress(device: String, address: String)
@@ -72,7 +72,7 @@ public enum IGBError: Error, CustomStringConvertible, Equatable {
         case let .resetTimeout(d):
             "\(d): CTRL.RST did not clear after a software reset; reset the function (VFIO_DEVICE_RESET) and try again"
         case let .eepromAutoReadTimeout(d):
-            "\(d): EEC.AUTO_RD did not rise after reset: the NVM was not loaded; check the board's EEPROM/flash"
+            "\(d): EEC.AUTO_RD did not rise after reset and RAL0/RAH0 hold no valid address: the NVM was not loaded; check the board's EEPROM/flash"
         case let .invalidPermanentAddress(d, a):
             "\(d): RAL0/RAH0 hold no valid unicast MAC address (\(a)); the NVM may be blank"
         case let .phyAccessFailed(d, r, why):

@@ -86,6 +86,8 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     /// Permanent MAC address read from RAL0/RAH0 after reset.
     public internal(set) var permanentAddress = MACAddress(0, 0, 0, 0, 0, 0)
     public internal(set) var linkState = LinkState(up: false)
+    /// EEC.AUTO_RD was seen at the last bring-up (QEMU's igb never sets it; see `waitForEEPROMAutoRead`).
+    public internal(set) var eepromAutoReadDone = false
     /// Shared memory per ring slot (descriptor ring, packet buffers, header buffers).
     var ringMemory: [[SharedMemory]] = Array(repeating: [], count: 16)
     var transmitMemory: [SharedMemory] = []
