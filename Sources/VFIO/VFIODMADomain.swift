@@ -53,16 +53,23 @@ public final class VFIODMADomain: @unchecked Sendable {
     }
 
     /// Drops one reference; the last one frees every DMA region and closes the container.
+    /// - Parameter detach: closes the releasing device's group (detaching it from the container). It
+    ///   runs after the DMA memory is unmapped when this is the last reference, so the unmap happens
+    ///   while the container still has an IOMMU; otherwise it runs at once.
     /// - Returns: the first error the allocator met while freeing.
-    func release() -> VFIOError? {
+    func release(detachingGroup detach: () -> Void) -> VFIOError? {
         let last: Bool = Self.registry.withLock { r in
             references -= 1
             guard references <= 0 else { return false }
             r.domains.removeValue(forKey: key)
             return true
         }
-        guard last else { return nil }
+        guard last else {
+            detach()
+            return nil
+        }
         let error = allocator.close()
+        detach()
         container.close()
         return error
     }

@@ -91,16 +91,14 @@ public final class VFIODevice: PCIFunction {
             try group.attach(to: domain.container)
             fd = try group.deviceFD(for: address)
         } catch {
-            group.close()
-            _ = domain.release()
+            _ = domain.release(detachingGroup: { group.close() })
             throw error
         }
         do {
             return try VFIODevice(address: address, fd: fd, group: group, domain: domain, noIOMMU: noIOMMU, options: options, environment: environment)
         } catch {
             Syscall.close(fd)
-            group.close()
-            _ = domain.release()
+            _ = domain.release(detachingGroup: { group.close() })
             throw error
         }
     }
@@ -284,13 +282,18 @@ public final class VFIODevice: PCIFunction {
     // MARK: Accounting and close
 
     /// What the device holds now.
+    ///
+    /// The container and its DMA memory are shared by every device of the process: after this device
+    /// closed they count here only while no other device holds them (so a leak at the last close
+    /// still shows, and a device closed before its peer does not report the peer's memory).
     public var openResources: VFIOResourceCounts {
-        VFIOResourceCounts(
-            fileDescriptors: (fd >= 0 ? 1 : 0) + (group.isOpen ? 1 : 0) + (container.isOpen ? 1 : 0) + interrupts.count,
+        let sharedWithOthers = !holdsDomain && domain.deviceCount > 0
+        return VFIOResourceCounts(
+            fileDescriptors: (fd >= 0 ? 1 : 0) + (group.isOpen ? 1 : 0) + (!sharedWithOthers && container.isOpen ? 1 : 0) + interrupts.count,
             barMappings: bars.count,
-            dmaRegions: dmaAllocator.liveRegionCount,
-            dmaBytes: dmaAllocator.liveBytes,
-            iommuMappings: container.liveMappings
+            dmaRegions: sharedWithOthers ? 0 : dmaAllocator.liveRegionCount,
+            dmaBytes: sharedWithOthers ? 0 : dmaAllocator.liveBytes,
+            iommuMappings: sharedWithOthers ? 0 : container.liveMappings
         )
     }
 
@@ -309,11 +312,14 @@ public final class VFIODevice: PCIFunction {
             Syscall.close(fd)
             fd = -1
         }
-        group.close()
-        // The shared DMA memory and container go with the last device of the process.
+        // The shared DMA memory and container go with the last device of the process. Its memory is
+        // unmapped while this group is still attached: once the last group leaves the container the
+        // kernel drops the IOMMU, and VFIO_IOMMU_UNMAP_DMA would fail with EINVAL.
         if holdsDomain {
             holdsDomain = false
-            if let error = domain.release() { first = first ?? error }
+            if let error = domain.release(detachingGroup: { group.close() }) { first = first ?? error }
+        } else {
+            group.close()
         }
         return first
     }
