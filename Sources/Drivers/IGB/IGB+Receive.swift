@@ -682,31 +682,45 @@ extension IGBMiniport {
         let rings = rx
         var chain = chain
         var strays = NetBufferListChain()
-        while !chain.isEmpty {
-            let one = chain.popFirst()
-            let nbl = one.first!
-            let n = nbl.segmentCount
-            if n == 1 {
-                // One buffer, bound to this NBL (the receive fast path's frames): buffer to the free
-                // stack, NBL into its table entry.
-                let cookie = nbl.segment(0).cookie
-                let slot = Int(cookie >> 24)
-                let b = Int(cookie & IGBCookie.indexMask)
-                if cookie & IGBCookie.noRecycle == 0, slot < Self.ringSlots {
+        while let head = chain.first {
+            if head.segmentCount == 1 {
+                // A run of one-buffer NBLs of one ring, each bound to its buffer (the receive fast
+                // path's frames): buffer to the free stack, NBL into its table entry. The ring's
+                // fields are read once per run, not per NBL.
+                let slot = Int(head.unsafeSegmentCookie(0) >> 24)
+                if slot < Self.ringSlots, let free = rings[slot].freeStack, let table = rings[slot].nbls,
+                   let poolRef = rings[slot].pool {
                     let r = rings + slot
-                    let freeCount = r.pointee.freeCount
-                    if let free = r.pointee.freeStack, let table = r.pointee.nbls, b < r.pointee.bufferCount,
-                       freeCount < r.pointee.bufferCount, table[b].isEmpty,
-                       let pool = r.pointee.pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
-                        free[freeCount] = UInt32(b)
-                        r.pointee.freeCount = freeCount &+ 1
-                        r.pointee.held &-= 1
+                    let bufferCount = r.pointee.bufferCount
+                    let expected = UInt32(slot) << 24
+                    var freeCount = r.pointee.freeCount
+                    let start = freeCount
+                    poolRef._withUnsafeGuaranteedRef { pool in
+                        while let nbl = chain.first, nbl.segmentCount == 1 {
+                            let cookie = nbl.unsafeSegmentCookie(0)
+                            let b = Int(cookie & IGBCookie.indexMask)
+                            // Same ring, a recyclable buffer, room on the stack, an empty entry, and
+                            // the NBL is the one bound to buffer b.
+                            guard cookie & ~IGBCookie.indexMask == expected, b < bufferCount, freeCount < bufferCount,
+                                  table[b].isEmpty, pool.holds(nbl, at: b) else { break }
+                            // Safety: freeCount < bufferCount (the stack's capacity); b < bufferCount (the table's).
+                            free[freeCount] = UInt32(truncatingIfNeeded: b)
+                            freeCount &+= 1
+                            table[b].append(chain.popFirst())
+                        }
+                    }
+                    let returned = freeCount &- start
+                    if returned > 0 {
+                        r.pointee.freeCount = freeCount
+                        r.pointee.held &-= returned
                         touched |= 1 << UInt16(slot)
-                        table[b] = one
                         continue
                     }
                 }
             }
+            let one = chain.popFirst()
+            let nbl = one.first!
+            let n = nbl.segmentCount
             guard n > 0 else { strays.append(one); continue }
             // Segment 0 names the buffer this NBL is bound to (and, unless marked, a buffer to free).
             let cookie = nbl.segment(0).cookie
