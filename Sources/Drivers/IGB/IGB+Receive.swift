@@ -356,35 +356,39 @@ extension IGBMiniport {
     /// - Returns: frames indicated.
     func receive(slot: Int, budget: Int) -> Int {
         let r = rx + slot
-        guard r.pointee.active, let d = r.pointee.descriptors, let poolRef = r.pointee.pool else { return 0 }
+        guard r.pointee.active, let d = r.pointee.descriptors, r.pointee.pool != nil else { return 0 }
         let maxDescriptors = r.pointee.split ? maximumSegmentsPerNetBuffer - 1 : maximumSegmentsPerNetBuffer
         var chain = NetBufferListChain()
         var frames = 0
         var consumed = 0
         var indicatedBuffers = 0
-        // One reference for the whole batch, none per frame.
-        let pool = poolRef.takeUnretainedValue()
         // Fast path: one-buffer frames on a ring without header split (the common case).
         let oneBuffer = !r.pointee.split
         let maxLength = min(r.pointee.bufferSize, configuration.maxFrameSize + 4)
         let slotBuffer = r.pointee.slotBuffer!
         let nbls = r.pointee.nbls!
         let nblCount = r.pointee.nblCount
+        let mask = r.pointee.mask
+        // The fast path keeps the ring's indices and the frame counters in locals and stores them
+        // once per batch (stores through `r` would make the compiler reload every field per frame).
+        var fastBytes: UInt64 = 0
+        var fastFrames: UInt64 = 0
+        var broadcast: UInt64 = 0
+        var multicast: UInt64 = 0
         while frames < budget {
-            let posted = r.pointee.posted
-            if posted == 0 { break }
-            let first = r.pointee.nextToClean
-            let mask = r.pointee.mask
             if oneBuffer && !r.pointee.discarding {
-                let status = Self.statusError(d, first)
-                if status & AdvancedRxWriteBack.DD == 0 { break }
-                if status & AdvancedRxWriteBack.EOP != 0 {
+                var posted = r.pointee.posted
+                var first = r.pointee.nextToClean
+                while frames < budget && posted > 0 {
+                    let status = Self.statusError(d, first)
+                    if status & AdvancedRxWriteBack.DD == 0 || status & AdvancedRxWriteBack.EOP == 0 { break }
                     // Read the rest of the write-back only after its DD.
                     atomicMemoryFence(ordering: .acquiring)
                     let length = Self.length(d, first)
+                    // Safety: first ≤ mask < the slot table's size.
                     let b = slotBuffer[first]
-                    r.pointee.nextToClean = (first &+ 1) & mask
-                    r.pointee.posted = posted &- 1
+                    first = (first &+ 1) & mask
+                    posted &-= 1
                     consumed &+= 1
                     guard length >= 14, length <= maxLength, status & AdvancedRxWriteBack.frameErrors == 0,
                           Int(b) < nblCount, !nbls[Int(b)].isEmpty else {
@@ -403,22 +407,30 @@ extension IGBMiniport {
                     if type == 0x8100 { type = length >= 18 ? UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) : 0 }
                     info.frameType = type
                     nbl.info = info
-                    r.pointee.counters.frames &+= 1
-                    r.pointee.counters.bytes &+= UInt64(length)
+                    fastFrames &+= 1
+                    fastBytes &+= UInt64(truncatingIfNeeded: length)
                     let b0 = frame.load(as: UInt8.self)
                     if b0 & 1 != 0 {
                         if b0 == 0xFF && frame.loadUnaligned(fromByteOffset: 1, as: UInt16.self) == 0xFFFF {
-                            r.pointee.counters.broadcast &+= 1
+                            broadcast &+= 1
                         } else {
-                            r.pointee.counters.multicast &+= 1
+                            multicast &+= 1
                         }
                     }
                     chain.append(one)
                     indicatedBuffers &+= 1
                     frames &+= 1
-                    continue
                 }
+                r.pointee.nextToClean = first
+                r.pointee.posted = posted
+                if frames >= budget || posted == 0 { break }
+                let status = Self.statusError(d, first)
+                if status & AdvancedRxWriteBack.DD == 0 { break }
+                // A frame of several descriptors: the general path below.
             }
+            let posted = r.pointee.posted
+            if posted == 0 { break }
+            let first = r.pointee.nextToClean
             // Find the frame's last descriptor; stop if the device has not finished writing it.
             var n = 0
             var s = first
@@ -434,12 +446,16 @@ extension IGBMiniport {
             if !complete && n <= maxDescriptors { break }
             // Read the rest of each write-back only after its DD.
             atomicMemoryFence(ordering: .acquiring)
-            indicatedBuffers &+= takeFrame(r, d, first: first, count: n, complete: complete, pool: pool, into: &chain)
+            indicatedBuffers &+= takeFrame(r, d, first: first, count: n, complete: complete, into: &chain)
             r.pointee.nextToClean = (first &+ n) & mask
             r.pointee.posted &-= n
             consumed &+= n
             if complete { frames &+= 1 }
         }
+        r.pointee.counters.frames &+= fastFrames
+        r.pointee.counters.bytes &+= fastBytes
+        r.pointee.counters.broadcast &+= broadcast
+        r.pointee.counters.multicast &+= multicast
         if consumed == 0 { return 0 }
         // Buffers we can still give the hardware; below the low-water mark protocols are holding
         // too many, so this batch is lent only for the call (RESOURCES) and comes straight back.
@@ -466,7 +482,7 @@ extension IGBMiniport {
     /// - Returns: buffers now carried by the NBL.
     @inline(__always)
     func takeFrame(_ r: UnsafeMutablePointer<IGBReceiveRing>, _ d: UnsafeMutableRawPointer, first: Int, count n: Int,
-                   complete: Bool, pool: NetBufferListPool, into chain: inout NetBufferListChain) -> Int {
+                   complete: Bool, into chain: inout NetBufferListChain) -> Int {
         let mask = r.pointee.mask
         let slotBuffer = r.pointee.slotBuffer!
         let bufferSize = r.pointee.bufferSize
