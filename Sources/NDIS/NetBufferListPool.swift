@@ -87,6 +87,31 @@ public final class NetBufferListPool {
         index >= 0 && index < capacity && nbl.storage == storage + index
     }
 
+    // MARK: Parked NBLs
+    //
+    // A miniport that binds NBL i to its receive buffer i (as NDIS miniports preallocate one NBL
+    // per receive buffer) keeps the NBLs it holds "parked": taken from the pool and in no chain,
+    // known by index. A frame moves NBL i into the indicated chain; a return parks it again.
+
+    /// Unlinks `chain`'s first NBL and parks it if it is this pool's NBL at `index`.
+    /// - Returns: false (chain unchanged) if the first NBL is another one.
+    @inlinable
+    public func parkFirst(of chain: inout NetBufferListChain, ifAt index: Int) -> Bool {
+        guard index >= 0 && index < capacity, chain.head == storage + index else { return false }
+        _ = chain.popFirstNBL()
+        return true
+    }
+
+    /// Appends the parked NBL at `index` to `chain` and returns its view. The caller guarantees
+    /// that NBL `index` is parked (taken from this pool and in no chain) and `index` < `capacity`.
+    @inlinable
+    public func unsafeAppendParked(_ index: Int, to chain: inout NetBufferListChain) -> NetBufferList {
+        // Safety: index < capacity (the caller's guarantee), so the NBL lies in `storage`.
+        let nbl = storage + index
+        chain.appendNBL(nbl)
+        return NetBufferList(nbl)
+    }
+
     /// Takes up to `count` NBLs; the chain is shorter if the pool runs dry.
     @inlinable
     public func allocate(count: Int) -> NetBufferListChain {
