@@ -208,7 +208,8 @@ extension IGBMiniport {
                   offset &+ length <= Int(segment.length) else { return false }
             var cmd = command | UInt32(length)
             sinceReport &+= 1
-            var record = UInt32(slot) | 1 << 16
+            // slot ≤ mask < 65 536: the conversion needs no range check.
+            var record = UInt32(truncatingIfNeeded: slot) | 1 << 16
             if sinceReport >= reportInterval {
                 cmd |= AdvancedTxData.RS
                 record |= IGBTransmitRing.recordRS
