@@ -215,6 +215,10 @@ public struct NetBufferList {
         return storage.pointee.segments[index]
     }
 
+    /// Segment `index`'s cookie without `segment(_:)`'s range check: for a miniport's return path
+    /// that knows the NBL has that segment (its own receive NBLs). `index` must be < 6.
+    @inlinable public func unsafeSegmentCookie(_ index: Int) -> UInt32 { storage.pointee.segments[index].cookie }
+
     /// Sets the buffer's layout: its segments, where the data starts and how long it is.
     /// For miniports (receive) and protocol send pools.
     @inlinable

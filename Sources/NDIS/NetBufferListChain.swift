@@ -22,6 +22,14 @@ public struct NetBufferListChain: ~Copyable {
         storedCount = 0
     }
 
+    /// A chain of NBLs already linked from `head` to `tail` (`tail.next` must be nil).
+    @inlinable
+    init(head: UnsafeMutablePointer<NBLStorage>, tail: UnsafeMutablePointer<NBLStorage>, count: Int) {
+        self.head = head
+        self.tail = tail
+        storedCount = count
+    }
+
     @inlinable
     init(single nbl: UnsafeMutablePointer<NBLStorage>) {
         nbl.pointee.next = nil

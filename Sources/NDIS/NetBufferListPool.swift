@@ -87,23 +87,51 @@ public final class NetBufferListPool {
         index >= 0 && index < capacity && nbl.storage == storage + index
     }
 
+    // MARK: Parked NBLs
+    //
+    // A miniport that binds NBL i to its receive buffer i (as NDIS miniports preallocate one NBL
+    // per receive buffer) keeps the NBLs it holds "parked": taken from the pool and in no chain,
+    // known by index. A frame moves NBL i into the indicated chain; a return parks it again.
+
+    /// Unlinks `chain`'s first NBL and parks it if it is this pool's NBL at `index`.
+    /// - Returns: false (chain unchanged) if the first NBL is another one.
+    @inlinable
+    public func parkFirst(of chain: inout NetBufferListChain, ifAt index: Int) -> Bool {
+        guard index >= 0 && index < capacity, chain.head == storage + index else { return false }
+        _ = chain.popFirstNBL()
+        return true
+    }
+
+    /// Appends the parked NBL at `index` to `chain` and returns its view. The caller guarantees
+    /// that NBL `index` is parked (taken from this pool and in no chain) and `index` < `capacity`.
+    @inlinable
+    public func unsafeAppendParked(_ index: Int, to chain: inout NetBufferListChain) -> NetBufferList {
+        // Safety: index < capacity (the caller's guarantee), so the NBL lies in `storage`.
+        let nbl = storage + index
+        chain.appendNBL(nbl)
+        return NetBufferList(nbl)
+    }
+
     /// Takes up to `count` NBLs; the chain is shorter if the pool runs dry.
     @inlinable
     public func allocate(count: Int) -> NetBufferListChain {
-        var chain = NetBufferListChain()
-        var n = 0
-        var head = state.pointee.freeHead
-        while n < count, let nbl = head {
-            head = nbl.pointee.next
-            nbl.pointee.owner = .miniport
-            nbl.pointee.status = .success
-            nbl.pointee.source = .none
-            chain.appendNBL(nbl)
-            n += 1
+        guard count > 0, let first = state.pointee.freeHead else { return NetBufferListChain() }
+        // One walk down the free list marking the NBLs, then one cut: the taken NBLs are already
+        // linked in order, so the chain is the list's prefix.
+        var last = first
+        var n = 1
+        while true {
+            last.pointee.owner = .miniport
+            last.pointee.status = .success
+            last.pointee.source = .none
+            guard n < count, let next = last.pointee.next else { break }
+            last = next
+            n &+= 1
         }
-        state.pointee.freeHead = head
-        state.pointee.freeCount -= n
-        return chain
+        state.pointee.freeHead = last.pointee.next
+        last.pointee.next = nil
+        state.pointee.freeCount &-= n
+        return NetBufferListChain(head: first, tail: last, count: n)
     }
 
     /// Takes the NBL at `index` out of the pool (a miniport that keeps NBL i bound to buffer i).
@@ -133,11 +161,31 @@ public final class NetBufferListPool {
     @inlinable
     @discardableResult
     public func free(_ chain: consuming NetBufferListChain) -> NetBufferListChain {
+        let first = storage, end = storage + capacity
+        // Common case: every NBL is this pool's. One walk checks and marks them, then the whole
+        // chain is spliced onto the free list.
+        var p = chain.head
+        var mine = 0
+        while let nbl = p {
+            if nbl.pointee.poolID != id || nbl < first || nbl >= end { break }
+            nbl.pointee.owner = .pool
+            mine &+= 1
+            p = nbl.pointee.next
+        }
+        if mine == chain.count {
+            let (h, t, n) = chain.takeAll()
+            if let h, let t {
+                t.pointee.next = state.pointee.freeHead
+                state.pointee.freeHead = h
+                state.pointee.freeCount += n
+            }
+            return NetBufferListChain()
+        }
+        // A foreign NBL somewhere: sort NBL by NBL.
         var foreign = NetBufferListChain()
         var chain = chain
         var head = state.pointee.freeHead
         var returned = 0
-        let first = storage, end = storage + capacity
         while let nbl = chain.popFirstNBL() {
             if nbl.pointee.poolID != id || nbl < first || nbl >= end {
                 state.pointee.foreignFrees += 1

@@ -71,24 +71,22 @@ struct IGBReceiveRing {
     /// receive buffer): entry i holds it while buffer i is free or posted, and is empty while the
     /// NBL is indicated. Receiving takes the NBL out of its entry, a return puts it back: no pool
     /// traffic per frame, and segment 0 (address, IOVA, cookie) is written once at setup.
-    var nbls: UnsafeMutablePointer<NetBufferListChain>?
+    /// Entry i is 1 while NBL i of `pool` is parked here (taken from the pool, in no chain).
+    var parked: UnsafeMutablePointer<UInt8>?
     var nblCount = 0
 
     /// Frees the ring's own tables (not the shared memory); bound NBLs go back to the pool.
     mutating func releaseTables() {
-        if let nbls {
+        if let parked {
             if let pool {
                 let p = pool.takeUnretainedValue()
-                for i in 0..<nblCount {
-                    var one = NetBufferListChain()
-                    swap(&one, &nbls[i])
-                    let foreign = p.free(one)
-                    precondition(foreign.isEmpty, "a bound NBL of rx slot \(slot) is not from its pool")
-                }
+                var all = NetBufferListChain()
+                for i in 0..<nblCount where parked[i] != 0 { _ = p.unsafeAppendParked(i, to: &all) }
+                let foreign = p.free(all)
+                precondition(foreign.isEmpty, "a bound NBL of rx slot \(slot) is not from its pool")
             }
-            nbls.deinitialize(count: nblCount)
-            nbls.deallocate()
-            self.nbls = nil
+            parked.deallocate()
+            self.parked = nil
             nblCount = 0
         }
         slotBuffer?.deallocate(); slotBuffer = nil
@@ -209,11 +207,11 @@ extension IGBMiniport {
     /// one-buffer frame; header-split and multi-buffer frames rewrite the layout per frame).
     func bindNetBufferLists(_ r: UnsafeMutablePointer<IGBReceiveRing>, pool: NetBufferListPool, data: SharedMemory) {
         let capacity = pool.capacity
-        let table = UnsafeMutablePointer<NetBufferListChain>.allocate(capacity: capacity)
-        for i in 0..<capacity { (table + i).initialize(to: NetBufferListChain()) }
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        table.initialize(repeating: 0, count: capacity)
         var all = pool.allocate(count: capacity)
         while !all.isEmpty {
-            let one = all.popFirst()
+            var one = all.popFirst()
             guard let nbl = one.first, let i = pool.index(of: nbl), i < r.pointee.bufferCount else {
                 // More NBLs than buffers (a reused, larger pool): the rest stay in the pool.
                 _ = pool.free(one)
@@ -225,9 +223,11 @@ extension IGBMiniport {
                                                   sharedMemory: data.sharedMemoryHandle, sharedMemoryOffset: UInt32(offset),
                                                   cookie: IGBCookie.make(slot: r.pointee.slot, buffer: UInt32(i))),
                           dataOffset: 0, dataLength: 0, sharedMemoryInfoValid: true)
-            table[i] = one
+            let parked = pool.parkFirst(of: &one, ifAt: i)
+            precondition(parked && one.isEmpty, "NBL \(i) of rx slot \(r.pointee.slot)'s pool could not be parked")
+            table[i] = 1
         }
-        r.pointee.nbls = table
+        r.pointee.parked = table
         r.pointee.nblCount = capacity
     }
 
@@ -356,69 +356,82 @@ extension IGBMiniport {
     /// - Returns: frames indicated.
     func receive(slot: Int, budget: Int) -> Int {
         let r = rx + slot
-        guard r.pointee.active, let d = r.pointee.descriptors, let poolRef = r.pointee.pool else { return 0 }
+        guard r.pointee.active, let d = r.pointee.descriptors, r.pointee.pool != nil else { return 0 }
         let maxDescriptors = r.pointee.split ? maximumSegmentsPerNetBuffer - 1 : maximumSegmentsPerNetBuffer
         var chain = NetBufferListChain()
         var frames = 0
         var consumed = 0
         var indicatedBuffers = 0
-        // One reference for the whole batch, none per frame.
-        let pool = poolRef.takeUnretainedValue()
         // Fast path: one-buffer frames on a ring without header split (the common case).
         let oneBuffer = !r.pointee.split
         let maxLength = min(r.pointee.bufferSize, configuration.maxFrameSize + 4)
         let slotBuffer = r.pointee.slotBuffer!
-        let nbls = r.pointee.nbls!
+        let parked = r.pointee.parked!
+        let poolRef = r.pointee.pool!
         let nblCount = r.pointee.nblCount
+        let mask = r.pointee.mask
+        // The fast path keeps the ring's indices and the frame counters in locals and stores them
+        // once per batch (stores through `r` would make the compiler reload every field per frame).
+        var fastBytes: UInt64 = 0
+        var fastFrames: UInt64 = 0
+        var broadcast: UInt64 = 0
+        var multicast: UInt64 = 0
         while frames < budget {
-            let posted = r.pointee.posted
-            if posted == 0 { break }
-            let first = r.pointee.nextToClean
-            let mask = r.pointee.mask
             if oneBuffer && !r.pointee.discarding {
-                let status = Self.statusError(d, first)
-                if status & AdvancedRxWriteBack.DD == 0 { break }
-                if status & AdvancedRxWriteBack.EOP != 0 {
+                var posted = r.pointee.posted
+                var first = r.pointee.nextToClean
+                while frames < budget && posted > 0 {
+                    let status = Self.statusError(d, first)
+                    if status & AdvancedRxWriteBack.DD == 0 || status & AdvancedRxWriteBack.EOP == 0 { break }
                     // Read the rest of the write-back only after its DD.
                     atomicMemoryFence(ordering: .acquiring)
                     let length = Self.length(d, first)
+                    // Safety: first ≤ mask < the slot table's size.
                     let b = slotBuffer[first]
-                    r.pointee.nextToClean = (first &+ 1) & mask
-                    r.pointee.posted = posted &- 1
+                    let current = first
+                    first = (first &+ 1) & mask
+                    posted &-= 1
                     consumed &+= 1
                     guard length >= 14, length <= maxLength, status & AdvancedRxWriteBack.frameErrors == 0,
-                          Int(b) < nblCount, !nbls[Int(b)].isEmpty else {
+                          Int(b) < nblCount, parked[Int(b)] != 0 else {
                         r.pointee.counters.badWriteBacks &+= 1
                         pushFree(r, b)
                         continue
                     }
-                    var one = NetBufferListChain()
-                    swap(&one, &nbls[Int(b)])
-                    let nbl = one.first!
+                    // Safety: b < nblCount ≤ the pool's capacity, and NBL b is parked (checked).
+                    parked[Int(b)] = 0
+                    let nbl = poolRef._withUnsafeGuaranteedRef { $0.unsafeAppendParked(Int(b), to: &chain) }
                     nbl.setReceivedLength(length)
                     // Safety: segment 0 is buffer b, which holds `length` ≥ 14 bytes of this frame.
                     let frame = nbl.unsafeFirstSegmentAddress!
-                    var info = Self.receiveInfo(d, first, status: status)
+                    var info = Self.receiveInfo(d, current, status: status)
                     var type = UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
                     if type == 0x8100 { type = length >= 18 ? UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) : 0 }
                     info.frameType = type
                     nbl.info = info
-                    r.pointee.counters.frames &+= 1
-                    r.pointee.counters.bytes &+= UInt64(length)
+                    fastFrames &+= 1
+                    fastBytes &+= UInt64(truncatingIfNeeded: length)
                     let b0 = frame.load(as: UInt8.self)
                     if b0 & 1 != 0 {
                         if b0 == 0xFF && frame.loadUnaligned(fromByteOffset: 1, as: UInt16.self) == 0xFFFF {
-                            r.pointee.counters.broadcast &+= 1
+                            broadcast &+= 1
                         } else {
-                            r.pointee.counters.multicast &+= 1
+                            multicast &+= 1
                         }
                     }
-                    chain.append(one)
                     indicatedBuffers &+= 1
                     frames &+= 1
-                    continue
                 }
+                r.pointee.nextToClean = first
+                r.pointee.posted = posted
+                if frames >= budget || posted == 0 { break }
+                let status = Self.statusError(d, first)
+                if status & AdvancedRxWriteBack.DD == 0 { break }
+                // A frame of several descriptors: the general path below.
             }
+            let posted = r.pointee.posted
+            if posted == 0 { break }
+            let first = r.pointee.nextToClean
             // Find the frame's last descriptor; stop if the device has not finished writing it.
             var n = 0
             var s = first
@@ -434,12 +447,16 @@ extension IGBMiniport {
             if !complete && n <= maxDescriptors { break }
             // Read the rest of each write-back only after its DD.
             atomicMemoryFence(ordering: .acquiring)
-            indicatedBuffers &+= takeFrame(r, d, first: first, count: n, complete: complete, pool: pool, into: &chain)
+            indicatedBuffers &+= takeFrame(r, d, first: first, count: n, complete: complete, into: &chain)
             r.pointee.nextToClean = (first &+ n) & mask
             r.pointee.posted &-= n
             consumed &+= n
             if complete { frames &+= 1 }
         }
+        r.pointee.counters.frames &+= fastFrames
+        r.pointee.counters.bytes &+= fastBytes
+        r.pointee.counters.broadcast &+= broadcast
+        r.pointee.counters.multicast &+= multicast
         if consumed == 0 { return 0 }
         // Buffers we can still give the hardware; below the low-water mark protocols are holding
         // too many, so this batch is lent only for the call (RESOURCES) and comes straight back.
@@ -466,7 +483,7 @@ extension IGBMiniport {
     /// - Returns: buffers now carried by the NBL.
     @inline(__always)
     func takeFrame(_ r: UnsafeMutablePointer<IGBReceiveRing>, _ d: UnsafeMutableRawPointer, first: Int, count n: Int,
-                   complete: Bool, pool: NetBufferListPool, into chain: inout NetBufferListChain) -> Int {
+                   complete: Bool, into chain: inout NetBufferListChain) -> Int {
         let mask = r.pointee.mask
         let slotBuffer = r.pointee.slotBuffer!
         let bufferSize = r.pointee.bufferSize
@@ -508,7 +525,11 @@ extension IGBMiniport {
         // The NBL bound to the first descriptor's buffer carries the frame.
         let b0 = Int(slotBuffer[first])
         var one = NetBufferListChain()
-        if b0 < r.pointee.nblCount, let table = r.pointee.nbls { swap(&one, &table[b0]) }
+        if b0 < r.pointee.nblCount, let parked = r.pointee.parked, parked[b0] != 0, let pool = r.pointee.pool {
+            // Safety: b0 < nblCount ≤ the pool's capacity, and NBL b0 is parked (checked).
+            parked[b0] = 0
+            _ = pool._withUnsafeGuaranteedRef { $0.unsafeAppendParked(b0, to: &one) }
+        }
         guard let nbl = one.first else {
             r.pointee.counters.noNetBufferList &+= 1
             recycleDescriptors(r, first: first, count: n)
@@ -682,31 +703,46 @@ extension IGBMiniport {
         let rings = rx
         var chain = chain
         var strays = NetBufferListChain()
-        while !chain.isEmpty {
-            let one = chain.popFirst()
-            let nbl = one.first!
-            let n = nbl.segmentCount
-            if n == 1 {
-                // One buffer, bound to this NBL (the receive fast path's frames): buffer to the free
-                // stack, NBL into its table entry.
-                let cookie = nbl.segment(0).cookie
-                let slot = Int(cookie >> 24)
-                let b = Int(cookie & IGBCookie.indexMask)
-                if cookie & IGBCookie.noRecycle == 0, slot < Self.ringSlots {
+        while let head = chain.first {
+            if head.segmentCount == 1 {
+                // A run of one-buffer NBLs of one ring, each bound to its buffer (the receive fast
+                // path's frames): buffer to the free stack, NBL parked again. The ring's
+                // fields are read once per run, not per NBL.
+                let slot = Int(head.unsafeSegmentCookie(0) >> 24)
+                if slot < Self.ringSlots, let free = rings[slot].freeStack, let parked = rings[slot].parked,
+                   let poolRef = rings[slot].pool {
                     let r = rings + slot
-                    let freeCount = r.pointee.freeCount
-                    if let free = r.pointee.freeStack, let table = r.pointee.nbls, b < r.pointee.bufferCount,
-                       freeCount < r.pointee.bufferCount, table[b].isEmpty,
-                       let pool = r.pointee.pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
-                        free[freeCount] = UInt32(b)
-                        r.pointee.freeCount = freeCount &+ 1
-                        r.pointee.held &-= 1
+                    let bufferCount = r.pointee.bufferCount
+                    let expected = UInt32(slot) << 24
+                    var freeCount = r.pointee.freeCount
+                    let start = freeCount
+                    poolRef._withUnsafeGuaranteedRef { pool in
+                        while let nbl = chain.first, nbl.segmentCount == 1 {
+                            let cookie = nbl.unsafeSegmentCookie(0)
+                            let b = Int(cookie & IGBCookie.indexMask)
+                            // Same ring, a recyclable buffer, room on the stack, NBL b not parked, and
+                            // the NBL is the one bound to buffer b (then it is unlinked and parked).
+                            guard cookie & ~IGBCookie.indexMask == expected, b < bufferCount, freeCount < bufferCount,
+                                  parked[b] == 0, pool.parkFirst(of: &chain, ifAt: b) else { break }
+                            // Safety: b < bufferCount ≤ the parked table's size; freeCount < bufferCount
+                            // (the stack's capacity).
+                            parked[b] = 1
+                            free[freeCount] = UInt32(truncatingIfNeeded: b)
+                            freeCount &+= 1
+                        }
+                    }
+                    let returned = freeCount &- start
+                    if returned > 0 {
+                        r.pointee.freeCount = freeCount
+                        r.pointee.held &-= returned
                         touched |= 1 << UInt16(slot)
-                        table[b] = one
                         continue
                     }
                 }
             }
+            var one = chain.popFirst()
+            let nbl = one.first!
+            let n = nbl.segmentCount
             guard n > 0 else { strays.append(one); continue }
             // Segment 0 names the buffer this NBL is bound to (and, unless marked, a buffer to free).
             let cookie = nbl.segment(0).cookie
@@ -728,12 +764,12 @@ extension IGBMiniport {
                 if i == n { break }
                 i &+= 1
             }
-            // Back into the table entry of the buffer segment 0 names, if this NBL is the one bound there.
+            // Parked again under the buffer segment 0 names, if this NBL is the one bound there.
             let slot = Int(cookie >> 24)
             let b = Int(cookie & IGBCookie.indexMask)
-            if slot < Self.ringSlots, let table = rings[slot].nbls, b < rings[slot].nblCount, table[b].isEmpty,
-               let pool = rings[slot].pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
-                table[b] = one
+            if slot < Self.ringSlots, let parked = rings[slot].parked, b < rings[slot].nblCount, parked[b] == 0,
+               let pool = rings[slot].pool, pool._withUnsafeGuaranteedRef({ $0.parkFirst(of: &one, ifAt: b) }) {
+                parked[b] = 1
                 continue
             }
             strays.append(one)

@@ -21,7 +21,8 @@ public struct IGBTransmitCounters: Sendable, Equatable {
 ///
 ///     descriptor slots:  [ head of the oldest in-flight packet … nextToUse )  owned by hardware
 ///                        [ nextToUse … )                                       free
-///     records:           one per in-flight packet, oldest first: EOP slot, descriptors used, RS
+///     records:           one per RS descriptor in flight, oldest first: its EOP slot and the packets
+///                        it completes (those since the previous record); every batch ends with one
 struct IGBTransmitRing {
     var descriptors: UnsafeMutableRawPointer?
     var descriptorIOVA: UInt64 = 0
@@ -30,12 +31,16 @@ struct IGBTransmitRing {
     var nextToUse = 0
     /// Free descriptors (one always stays unused so TDH == TDT means "empty").
     var free = 0
-    /// Per in-flight packet: EOP slot (bits 15:0), descriptors used (bits 23:16), RS set (bit 31).
+    /// Per RS descriptor in flight: EOP slot (bits 15:0), packets it completes (bits 31:16).
     var records: UnsafeMutablePointer<UInt32>?
     var recordHead = 0
     var recordCount = 0
     /// Descriptors posted since the last RS.
     var sinceReport = 0
+    /// Packets posted since the last record, and the EOP slot of the last one (the batch's end
+    /// gives them a record of their own).
+    var unreported = 0
+    var lastEOP = 0
     /// The offload context in slot IDX 0 of the device, to skip rewriting an unchanged one.
     var contextValid = false
     var contextVlanMacIP: UInt32 = 0
@@ -45,7 +50,6 @@ struct IGBTransmitRing {
     var bounceIOVA: UnsafeMutablePointer<UInt64>?
     var counters = IGBTransmitCounters()
 
-    static let recordRS: UInt32 = 1 << 31
 
     mutating func releaseTables() {
         records?.deallocate(); records = nil
@@ -54,7 +58,17 @@ struct IGBTransmitRing {
         bounce = nil
         recordCount = 0
         recordHead = 0
+        unreported = 0
         free = 0
+    }
+
+    /// Records an RS descriptor at `eop` that completes `packets` packets (records ≤ packets in
+    /// flight < count: the table never overflows).
+    @inline(__always)
+    mutating func pushRecord(eop: Int, packets: Int) {
+        // Safety: recordHead + recordCount is masked into the table of `count` entries.
+        records![(recordHead &+ recordCount) & mask] = UInt32(truncatingIfNeeded: eop) | UInt32(truncatingIfNeeded: packets) << 16
+        recordCount &+= 1
     }
 }
 
@@ -95,6 +109,7 @@ extension IGBMiniport {
             tx.nextToUse = 0
             tx.free = count - 1
             tx.sinceReport = 0
+            tx.unreported = 0
             tx.contextValid = false
             tx.counters = IGBTransmitCounters()
             let records = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
@@ -161,14 +176,14 @@ extension IGBMiniport {
         }
         if posted > 0 {
             // The last packet of every batch reports status, so every packet completes.
-            let last = (tx.recordHead &+ tx.recordCount &- 1) & tx.mask
-            if tx.records![last] & IGBTransmitRing.recordRS == 0 {
-                let eop = Int(tx.records![last] & 0xFFFF)
+            if tx.unreported > 0 {
+                let eop = tx.lastEOP
                 let d = tx.descriptors! + eop &* AdvancedTxData.size
                 // Safety: `eop` < count: inside the ring.
                 let cmd = UInt32(littleEndian: d.load(fromByteOffset: AdvancedTxData.cmdTypeLenOffset, as: UInt32.self))
                 d.storeBytes(of: (cmd | AdvancedTxData.RS).littleEndian, toByteOffset: AdvancedTxData.cmdTypeLenOffset, as: UInt32.self)
-                tx.records![last] |= IGBTransmitRing.recordRS
+                tx.pushRecord(eop: eop, packets: tx.unreported)
+                tx.unreported = 0
                 tx.sinceReport = 0
             }
             // Descriptors must be visible before the device is told.
@@ -187,7 +202,7 @@ extension IGBMiniport {
     @inline(__always)
     func postSimpleFrames() -> Int {
         let t = hot.tx
-        guard let d = t.pointee.descriptors, let records = t.pointee.records else { return 0 }
+        guard let d = t.pointee.descriptors, let recordTable = t.pointee.records else { return 0 }
         let mask = t.pointee.mask
         let maxFrame = configuration.maxFrameSize
         let reportInterval = configuration.transmitReportInterval
@@ -195,7 +210,9 @@ extension IGBMiniport {
         var slot = t.pointee.nextToUse
         var free = t.pointee.free
         var sinceReport = t.pointee.sinceReport
+        var unreported = t.pointee.unreported
         var recordTail = (t.pointee.recordHead &+ t.pointee.recordCount) & mask
+        var records = 0
         var bytes = 0
         let n = txBacklog.forEachPrefix { nbl in
             guard free > 0, nbl.segmentCount == 1 else { return false }
@@ -208,16 +225,18 @@ extension IGBMiniport {
                   offset &+ length <= Int(segment.length) else { return false }
             var cmd = command | UInt32(length)
             sinceReport &+= 1
-            var record = UInt32(slot) | 1 << 16
+            unreported &+= 1
             if sinceReport >= reportInterval {
                 cmd |= AdvancedTxData.RS
-                record |= IGBTransmitRing.recordRS
+                // Safety: recordTail ≤ mask; slot ≤ mask < 65 536 (no range check needed).
+                recordTable[recordTail] = UInt32(truncatingIfNeeded: slot) | UInt32(truncatingIfNeeded: unreported) << 16
+                recordTail = (recordTail &+ 1) & mask
+                records &+= 1
+                unreported = 0
                 sinceReport = 0
             }
             writeData(d, slot, address: segment.iova &+ UInt64(offset), command: cmd,
                       olinfo: (UInt32(length) << AdvancedTxData.PAYLEN_SHIFT).littleEndian)
-            records[recordTail] = record
-            recordTail = (recordTail &+ 1) & mask
             slot = (slot &+ 1) & mask
             free &-= 1
             bytes &+= length
@@ -228,7 +247,9 @@ extension IGBMiniport {
         t.pointee.nextToUse = slot
         t.pointee.free = free
         t.pointee.sinceReport = sinceReport
-        t.pointee.recordCount &+= n
+        t.pointee.unreported = unreported
+        t.pointee.lastEOP = (slot &- 1) & mask
+        t.pointee.recordCount &+= records
         t.pointee.counters.frames &+= UInt64(n)
         t.pointee.counters.bytes &+= UInt64(bytes)
         txBacklog.moveFirst(n, to: &txInFlight)
@@ -423,17 +444,17 @@ extension IGBMiniport {
             }
         }
         tx.sinceReport &+= used
-        var record = UInt32(eop) | UInt32(used) << 16
+        tx.unreported &+= 1
+        tx.lastEOP = eop
         if tx.sinceReport >= configuration.transmitReportInterval {
             let e = d + eop &* AdvancedTxData.size
             // Safety: `eop` < count: inside the ring.
             let cmd = UInt32(littleEndian: e.load(fromByteOffset: AdvancedTxData.cmdTypeLenOffset, as: UInt32.self))
             e.storeBytes(of: (cmd | AdvancedTxData.RS).littleEndian, toByteOffset: AdvancedTxData.cmdTypeLenOffset, as: UInt32.self)
-            record |= IGBTransmitRing.recordRS
+            tx.pushRecord(eop: eop, packets: tx.unreported)
+            tx.unreported = 0
             tx.sinceReport = 0
         }
-        tx.records![(tx.recordHead &+ tx.recordCount) & mask] = record
-        tx.recordCount &+= 1
         tx.nextToUse = slot
         tx.free &-= used
         tx.counters.frames &+= 1
@@ -459,24 +480,18 @@ extension IGBMiniport {
         var n = 0
         let mask = t.pointee.mask
         while t.pointee.recordCount > 0 {
-            // The oldest packet that asked for status: its DD says everything before it is done too.
-            var k = 0
-            var idx = t.pointee.recordHead
-            let pending = t.pointee.recordCount
-            while k < pending && records[idx] & IGBTransmitRing.recordRS == 0 {
-                k &+= 1
-                idx = (idx &+ 1) & mask
-            }
-            if k == pending { break }
-            let eop = Int(records[idx] & 0xFFFF)
+            // The oldest RS descriptor: its DD says its packets and everything before are done.
+            let idx = t.pointee.recordHead
+            let record = records[idx]
+            let eop = Int(record & 0xFFFF)
             // Safety: `eop` < count: inside the ring.
             let status = UInt32(littleEndian: d.load(fromByteOffset: eop &* AdvancedTxData.size &+ AdvancedTxData.olinfoStatusOffset, as: UInt32.self))
             if status & AdvancedTxData.DD == 0 { break }
             atomicMemoryFence(ordering: .acquiring)
-            // Packets recordHead…idx are done; the descriptors still in flight are those after eop.
-            let completed = k &+ 1
+            // The record's packets are done; the descriptors still in flight are those after eop.
+            let completed = Int(record >> 16)
             t.pointee.recordHead = (idx &+ 1) & mask
-            t.pointee.recordCount &-= completed
+            t.pointee.recordCount &-= 1
             t.pointee.free = t.pointee.count &- 1 &- ((t.pointee.nextToUse &- (eop &+ 1)) & mask)
             txInFlight.moveFirst(completed, to: &done)
             n &+= completed
@@ -511,6 +526,7 @@ extension IGBMiniport {
     func abortInFlight(status: NDISStatus) {
         tx.recordCount = 0
         tx.recordHead = 0
+        tx.unreported = 0
         tx.nextToUse = 0
         tx.free = max(0, tx.count - 1)
         tx.sinceReport = 0
