@@ -27,6 +27,8 @@ struct Respond: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var ready: ReadyOption
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
@@ -43,6 +45,7 @@ struct Respond: ParsableCommand {
         }
         if let e = responder.setupError { throw CLIError.adapter("making the send pool on \(opened.address)", e) }
         logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
+        try ready.signal()
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
         let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
         var lastRequest: UInt64 = 0
