@@ -39,7 +39,10 @@ struct Respond: ParsableCommand {
         Stop.installHandlers()
         let responder = Responder(address: address, limit: limit)
         do {
-            _ = try opened.adapter.openBinding(responder, frameTypes: Responder.frameTypes)
+            // Every frame type: the responder counts what it does not answer (IPv6, LLDP, …) as
+            // ignored; a binding filtered to ARP and IPv4 would leave them to the framework, which
+            // counts frames no binding wants as drops, and a busy LAN would read as a lossy NIC.
+            _ = try opened.adapter.openBinding(responder)
         } catch {
             throw CLIError.adapter("opening a binding on \(opened.address)", error)
         }
