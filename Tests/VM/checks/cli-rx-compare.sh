@@ -31,6 +31,11 @@ done
 [ "$up" = 1 ] || fail "$iface: no carrier after 20 s"
 python3 "$vm/afpacket_rx.py" --interface "$iface" --expect "$count" --idle 3 --duration 90 \
     --ready "$out/kernel-ready" --out "$out/kernel.json" || fail "afpacket_rx.py failed"
+# where the kernel path lost frames, if it did (NIC, driver and stack counters)
+{ for f in rx_packets rx_dropped rx_missed_errors rx_fifo_errors rx_over_errors; do
+      echo "$f $(cat "/sys/class/net/$iface/statistics/$f")"; done
+  command -v ethtool >/dev/null && ethtool -S "$iface" | grep -Ei 'rx_(packets|no_buffer|missed|fifo|queue_[0-9]_(packets|drops))'
+} > "$out/kernel-stats.txt" 2>&1
 ip link set "$iface" down
 "$bind" --force "$dev" || fail "miniport-bind $dev (back to vfio-pci) failed"
 

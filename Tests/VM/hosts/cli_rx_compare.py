@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cli_common  # noqa: E402
 import traffic  # noqa: E402
 
-COUNT = 20000  # the fourth argument of cli-rx-compare.sh in scenarios.txt
+COUNT = 10000  # the fourth argument of cli-rx-compare.sh in scenarios.txt
 
 
 def offer(ctx, frames):
@@ -69,13 +69,16 @@ def run(ctx):
     with open(os.path.join(ctx.out, "compare.txt"), "w") as f:
         for side in ("kernel", "miniport"):
             r = results[side]
-            f.write(f"{side:8}  frames {r['frames']:6}  offered {r['offeredPerSecond']:7} /s  receiver {r['receiverPerSecond']} /s\n")
+            f.write(f"{side:8}  frames {r['frames']:6} of {COUNT}  offered {r['offeredPerSecond']:7} /s  receiver {r['receiverPerSecond']} /s\n")
         f.write(f"ratio miniport/kernel: offered {results['ratio']['offered']}, receiver {results['ratio']['receiver']}\n")
         f.write(results["note"] + "\n")
     ctx.log(f"ratio: {results['ratio']}")
 
     ctx.check(code == 0, f"cli-rx-compare.sh exited {code} (see guest.log)")
-    ctx.check(k["frames"] == COUNT, f"the kernel path received {k['frames']} of {COUNT} frames (kernel drops {k['kernelDrops']})")
+    # The kernel path's losses are reported, not judged (they are not this project's driver), as
+    # long as it ran at all; miniport must receive every frame.
+    ctx.check(k["frames"] >= COUNT * 9 // 10, f"the kernel path received only {k['frames']} of {COUNT} frames "
+                                              f"(kernel drops {k['kernelDrops']}; see kernel-stats.txt)")
     ctx.check(results["miniport"]["frames"] == COUNT and len(pcap) == COUNT,
               f"miniport received {results['miniport']['frames']} of {COUNT} frames ({len(pcap)} in the file)")
     ctx.check(in_order, "miniport's capture is not the frames sent, in order, byte for byte")
