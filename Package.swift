@@ -40,10 +40,10 @@ let package = Package(
         .target(name: "CBenchSupport"),
         .target(
             name: "MiniportBench",
-            dependencies: ["NDIS", "DeviceAccess", "CBenchSupport"]
+            dependencies: ["NDIS", "IGB", "IGBModel", "DeviceAccess", "CBenchSupport"]
         ),
         // What `miniport bench --instructions` runs under callgrind (no async main: valgrind-safe).
-        .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Benchmarks/Profile"),
+        .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Sources/MiniportBenchProfile"),
         .executableTarget(
             name: "miniport",
             dependencies: [

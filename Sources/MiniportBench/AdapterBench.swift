@@ -79,6 +79,30 @@ public enum AdapterBench {
                               frameLength: BenchFrame.udp64.count, idlePolls: idle)
     }
 
+    /// Forwards what `input` receives to a different adapter `output` that does not share its DMA
+    /// space (another VFIO container): frames are copied into `output`'s send buffers.
+    public static func forwardCopying(from input: Adapter, to output: Adapter, seconds: Double, batch: Int, tscHz: Double) throws(BenchError) -> AdapterFigures {
+        let forwarder = CopyingForwarder()
+        let inBinding: Binding, outBinding: Binding
+        do {
+            inBinding = try input.openBinding(forwarder)
+            outBinding = try output.openBinding(forwarder)
+            forwarder.pool = try outBinding.makeSendPool(count: 1024, bufferSize: 2048)
+        } catch { throw .setup("forward bindings: \(error)") }
+        defer { outBinding.close(); inBinding.close() }
+        forwarder.input = inBinding
+        forwarder.output = outBinding
+        var idle: UInt64 = 0
+        let (cycles, elapsed) = timed(seconds: seconds, tscHz: tscHz) {
+            let n = input.poll(budget: batch) + output.poll(budget: batch)
+            if n == 0 { idle &+= 1 }
+        }
+        var spins = 0
+        while forwarder.completed < forwarder.forwarded && spins < 1_000_000 { _ = output.poll(budget: batch); spins += 1 }
+        return AdapterFigures(mode: .forward, packets: forwarder.forwarded, seconds: elapsed, cycles: cycles,
+                              frameLength: BenchFrame.udp64.count, idlePolls: idle)
+    }
+
     /// Runs `body` until `seconds` of TSC time passed (checking the clock every 64 iterations).
     static func timed(seconds: Double, tscHz: Double, _ body: () -> Void) -> (cycles: UInt64, seconds: Double) {
         let budget = UInt64(seconds * tscHz)

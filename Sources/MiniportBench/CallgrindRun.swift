@@ -63,17 +63,52 @@ public struct CallgrindRun {
             guard let text = try? String(contentsOfFile: directory + "/" + name, encoding: .utf8),
                   let parsed = Self.parse(dump: text) else { continue }
             result[parsed.label] = parsed.instructions / Double(max(1, parsed.packets))
+            if parsed.modelInstructions > 0 {
+                result[parsed.label + Self.modelSuffix] = parsed.modelInstructions / Double(max(1, parsed.packets))
+            }
         }
         guard !result.isEmpty else { throw .valgrind("no callgrind dumps with a benchmark label in \(directory)") }
         return result
     }
 
-    /// Parses one dump: its trigger label `mode/batch/part packets=N` and its total Ir.
-    static func parse(dump text: String) -> (label: String, packets: Int, instructions: Double)? {
+    /// Key suffix of the instructions spent inside the hardware model (see `parse`).
+    public static let modelSuffix = "#model"
+    /// Mangled-name prefix of every function of the IGBModel module.
+    static let modelModulePrefix = "$s8IGBModel"
+
+    /// Parses one dump: its trigger label `mode/batch/part packets=N`, its total Ir, and the
+    /// inclusive Ir of calls from outside the IGBModel module into it (the device's own work in a
+    /// full run, measured exactly rather than by a replay).
+    static func parse(dump text: String) -> (label: String, packets: Int, instructions: Double, modelInstructions: Double)? {
         var label: String?
         var packets = 0
         var total: Double?
+        var model = 0.0
+        var callerInModel = false
+        var calleeInModel = false
+        var callCostNext = false
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("fn=") {
+                callerInModel = line.dropFirst(3).hasPrefix(modelModulePrefix)
+                callCostNext = false
+                continue
+            }
+            if line.hasPrefix("cfn=") {
+                calleeInModel = line.dropFirst(4).hasPrefix(modelModulePrefix)
+                continue
+            }
+            if line.hasPrefix("calls=") {
+                callCostNext = true
+                continue
+            }
+            if callCostNext {
+                // The line after calls= is the call's inclusive cost: "position Ir".
+                callCostNext = false
+                if calleeInModel && !callerInModel, let ir = line.split(separator: " ").last.flatMap({ Double($0) }) {
+                    model += ir
+                }
+                continue
+            }
             if line.hasPrefix("desc: Trigger: Client Request: ") {
                 let request = line.dropFirst("desc: Trigger: Client Request: ".count)
                 let parts = request.split(separator: " ")
@@ -86,7 +121,7 @@ public struct CallgrindRun {
             }
         }
         guard let label, let total, packets > 0 else { return nil }
-        return (label, packets, total)
+        return (label, packets, total, model)
     }
 
     static func findTool(_ name: String) -> String? {

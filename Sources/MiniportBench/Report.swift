@@ -23,6 +23,7 @@ extension BenchReport {
                 fields.append(("totalCyclesPerPacket", f.totalCyclesPerPacket))
                 if let d = f.deviceCyclesPerPacket { fields.append(("deviceCyclesPerPacket", d)) }
                 if let d = f.deviceInstructionsPerPacket { fields.append(("deviceInstructionsPerPacket", d)) }
+                if let r = f.replayInstructionsPerPacket { fields.append(("replayInstructionsPerPacket", r)) }
                 let body = fields.map { "\"\($0.0)\": \(Self.number($0.1))" }.joined(separator: ", ")
                 out += (j == 0 ? "\n" : ",\n") + "    \"\(batch)\": {\(body)}"
             }
@@ -39,7 +40,7 @@ extension BenchReport {
 
     /// A table: one row per mode and batch size, then the machine and method.
     public func table() -> String {
-        var rows: [[String]] = [["MODE", "BATCH", "MPPS", "CYCLES/PKT", "TOTAL", "DEVICE", "INSTR/PKT", "DEV INSTR", "MALLOCS/PKT", "RETAINS/PKT", "SPREAD"]]
+        var rows: [[String]] = [["MODE", "BATCH", "MPPS", "CYCLES/PKT", "TOTAL", "DEVICE", "INSTR/PKT", "DEV INSTR", "REPLAY INSTR", "MALLOCS/PKT", "RETAINS/PKT", "SPREAD"]]
         for mode in results.keys.sorted() {
             let perBatch = results[mode] ?? [:]
             for batch in perBatch.keys.sorted() {
@@ -52,6 +53,7 @@ extension BenchReport {
                     f.deviceCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "-",
                     f.instructionsPerPacket.map { String(format: "%.1f", $0) } ?? "-",
                     f.deviceInstructionsPerPacket.map { String(format: "%.1f", $0) } ?? "-",
+                    f.replayInstructionsPerPacket.map { String(format: "%.1f", $0) } ?? "-",
                     mallocsCounted ? String(format: "%.2f", f.mallocsPerPacket) : "n/a",
                     retainsCounted ? String(format: "%.2f", f.retainsPerPacket) : "n/a",
                     String(format: "%.0f%%", f.cycleSpread * 100),
@@ -69,7 +71,7 @@ extension BenchReport {
         lines.append("subject: \(subject) — \(summary)")
         lines.append(String(format: "TSC %.0f MHz; %d packets × %d timed runs per row (median); CYCLES/PKT = TOTAL − DEVICE = the driver's share; MPPS = TSC / TOTAL",
                             tscHz / 1e6, settings.packets, settings.repeats))
-        lines.append("instructions: " + (instructionSource.map { "\($0) (Ir per packet, driver = full − device-only run)" } ?? "not measured (add --instructions: runs under valgrind --tool=callgrind)"))
+        lines.append("instructions: " + (instructionSource.map { "\($0) (Ir per packet; with a model: INSTR/PKT = full run − Ir inside the model (callgrind inclusive cost = DEV INSTR), REPLAY INSTR = full − device-only replay; otherwise full − device-only run)" } ?? "not measured (add --instructions: runs under valgrind --tool=callgrind)"))
         if !mallocsCounted { lines.append("mallocs: not counted (the malloc interposer is not active in this process)") }
         if !retainsCounted { lines.append("retains: not counted (the Swift runtime offers no retain hooks)") }
         return lines.joined(separator: "\n")

@@ -1,15 +1,18 @@
 /// The subjects `miniport bench` knows.
 public enum BenchSubjectKind: String, CaseIterable, Sendable {
+    /// The IGB miniport on the 82576 hardware model: the real driver.
+    case igb
     /// The NDIS core with a null miniport: the framework's own share.
     case ndis
     /// The NDIS LoopbackMiniport (a test miniport).
     case loopback
 
     /// What `miniport bench --model` runs unless told otherwise.
-    public static let defaultForModel: BenchSubjectKind = .ndis
+    public static let defaultForModel: BenchSubjectKind = .igb
 
     public func make() -> any BenchSubject {
         switch self {
+        case .igb: IGBSubject()
         case .ndis: NDISSubject()
         case .loopback: LoopbackSubject()
         }

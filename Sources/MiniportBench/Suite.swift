@@ -14,6 +14,9 @@ public struct BenchFigures: Sendable {
     /// The device's own cost (nil when the subject has no device).
     public var deviceCyclesPerPacket: Double?
     public var deviceInstructionsPerPacket: Double?
+    /// The driver's share by the device-only replay (full − replay), when the model's inclusive cost
+    /// was measured too (then `instructionsPerPacket` is full − the Ir spent inside the model).
+    public var replayInstructionsPerPacket: Double?
     public var deviceMallocsPerPacket: Double?
     public var deviceRetainsPerPacket: Double?
     /// Spread of the timed runs: (slowest − fastest) / median, driver and device together.
@@ -90,6 +93,7 @@ public enum BenchSuite {
             totalCyclesPerPacket: total,
             deviceCyclesPerPacket: devCycles,
             deviceInstructionsPerPacket: nil,
+            replayInstructionsPerPacket: nil,
             deviceMallocsPerPacket: devMallocs,
             deviceRetainsPerPacket: devRetains,
             cycleSpread: spread)
@@ -123,8 +127,16 @@ public enum BenchSuite {
             for (batch, var f) in perBatch {
                 guard let full = instructions[label(mode, batch, .full)] else { continue }
                 let device = instructions[label(mode, batch, .deviceOnly)]
-                f.instructionsPerPacket = max(0, full - (device ?? 0))
-                f.deviceInstructionsPerPacket = device
+                if let inside = instructions[label(mode, batch, .full) + CallgrindRun.modelSuffix] {
+                    // Exact: everything the full run executed outside the model. The replay's
+                    // difference is kept beside it (it also counts the replay's own ring work as device).
+                    f.instructionsPerPacket = max(0, full - inside)
+                    f.deviceInstructionsPerPacket = inside
+                    f.replayInstructionsPerPacket = device.map { max(0, full - $0) }
+                } else {
+                    f.instructionsPerPacket = max(0, full - (device ?? 0))
+                    f.deviceInstructionsPerPacket = device
+                }
                 updated[batch] = f
             }
             report.results[mode] = updated

@@ -3,8 +3,9 @@ extension Adapter {
 
     /// Indicate path: check adapter and queue state, apply software filters on the default queue,
     /// account the NBLs per queue and per shared memory block, and hand sub-chains to the bindings.
-        func indicateReceive(_ chain: consuming NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
-        guard state == .running, !isSurpriseRemoved else {
+    func indicateReceive(_ chain: consuming NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
+        let fp = fast
+        guard fp.pointee.delivering else {
             // NDIS: a paused adapter indicates nothing; give the buffers straight back.
             frameworkDrops &+= UInt64(chain.count)
             miniport.returnNetBufferLists(chain, flags: [])
@@ -19,13 +20,21 @@ extension Adapter {
             }
         }
         var chain = chain
-        let source = sourceHandle
-        chain.forEach { nbl in
-            nbl.storage.pointee.source = source
-            nbl.storage.pointee.info.receiveQueueID = queue.rawValue
-            if nbl.storage.pointee.info.frameType == 0 { nbl.storage.pointee.info.frameType = Adapter.frameType(of: nbl) }
+        // One walk: source, queue id, frame type, and the NBL's own accounting (owner, the shared
+        // memory its segments name, the adapter's total). The per-queue count is per chain, in deliver.
+        let source = fp.pointee.sourceHandle
+        let handles = outstandingByHandle
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            nbl.pointee.source = source
+            nbl.pointee.info.receiveQueueID = queue.rawValue
+            if nbl.pointee.info.frameType == 0 { nbl.pointee.info.frameType = Adapter.frameType(of: NetBufferList(nbl)) }
+            nbl.pointee.owner = .indicated
+            Adapter.countSegments(nbl, handles, 1)
         }
-        if queue.isDefault && !softwareFilters.isEmpty {
+        fp.pointee.totalOutstanding &+= chain.count
+        if queue.isDefault && fp.pointee.softwareFiltering {
             // Filters the hardware cannot do run here, on the default queue's frames.
             for filter in softwareFilters {
                 let target = filter.queue
@@ -52,15 +61,40 @@ extension Adapter {
         return t
     }
 
-    /// Accounts and hands a one-queue chain to monitors (borrowed) and owners (moved).
-        func deliver(_ chain: consuming NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
+    /// The per-segment shared memory counts of one NBL (`sign` 1: indicated, -1: returned).
+    @inline(__always)
+    static func countSegments(_ nbl: UnsafeMutablePointer<NBLStorage>, _ handles: UnsafeMutablePointer<Int32>, _ sign: Int32) {
+        let n = Int(nbl.pointee.segmentCount)
+        var i = 0
+        while i < n {
+            let h = Int(nbl.pointee.segments[i].sharedMemory.rawValue)
+            if h > 0 && h < Adapter.maxSharedMemoryHandles { handles[h] &+= sign }
+            i &+= 1
+        }
+    }
+
+    /// Hands a one-queue chain, whose NBLs are accounted (see `indicateReceive`), to monitors
+    /// (borrowed) and owners (moved); counts it for its queue.
+    func deliver(_ chain: consuming NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
         let count = chain.count
         let flags = flags.union(.singleQueue)
+        let fp = fast
+        outstandingByQueue[Int(queue.rawValue)] &+= count
+        if let sole = fp.pointee.soleReceiver, !fp.pointee.hasVirtualConnections {
+            // One binding takes every frame: the chain moves to it whole, with no per-binding work.
+            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(count)
+            var pending = chain
+            sole._withUnsafeGuaranteedRef { b in
+                var mine = NetBufferListChain()
+                swap(&mine, &pending)
+                b.protocolDriver.receiveNetBufferLists(mine, binding: b, queue: queue, count: count, flags: flags)
+            }
+            return
+        }
         if let vc = vcForQueue[queue.rawValue], let conn = vcs[vc.rawValue] {
             // A VC stands for this queue: indicate per connection.
-            account(chain, queue: queue, sign: 1)
             chain.forEach { $0.storage.pointee.source = conn.sourceHandle }
-            indicatedFrames[queue.rawValue, default: 0] &+= UInt64(count)
+            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(count)
             conn.binding.protocolDriver.coReceiveNetBufferLists(chain, vc: conn, count: count, flags: flags)
             return
         }
@@ -68,7 +102,6 @@ extension Adapter {
             b.protocolDriver.receiveNetBufferListsWithResources(chain, binding: b, queue: queue, count: count, flags: flags.union(.resources))
         }
         var chain = chain
-        account(chain, queue: queue, sign: 1)
         for b in bindings where !b.isMonitor && b.isOpen {
             if chain.isEmpty { break }
             var mine = NetBufferListChain()
@@ -81,7 +114,7 @@ extension Adapter {
             }
             if mine.isEmpty { continue }
             let n = mine.count
-            indicatedFrames[queue.rawValue, default: 0] &+= UInt64(n)
+            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(n)
             b.protocolDriver.receiveNetBufferLists(mine, binding: b, queue: queue, count: n, flags: flags)
         }
         if !chain.isEmpty {
@@ -91,20 +124,16 @@ extension Adapter {
         }
     }
 
-    /// Adds (`sign` 1) or removes (-1) NBLs from the outstanding counts.
+    /// Adds (`sign` 1) or removes (-1) NBLs from the outstanding counts: per queue (`queue`, or
+    /// each NBL's receive queue id), per shared memory handle, in total.
     func account(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID?, sign: Int) {
+        let handles = outstandingByHandle
         var p = chain.head
         while let nbl = p {
             p = nbl.pointee.next
             let q = queue.map { Int($0.rawValue) } ?? Int(nbl.pointee.info.receiveQueueID)
             outstandingByQueue[q] &+= sign
-            let n = Int(nbl.pointee.segmentCount)
-            var i = 0
-            while i < n {
-                let h = Int(nbl.pointee.segments[i].sharedMemory.rawValue)
-                if h > 0 && h < Adapter.maxSharedMemoryHandles { outstandingByHandle[h] &+= Int32(sign) }
-                i += 1
-            }
+            Adapter.countSegments(nbl, handles, Int32(sign))
             nbl.pointee.owner = sign > 0 ? .indicated : .miniport
         }
         totalOutstanding &+= sign * chain.count
@@ -112,7 +141,7 @@ extension Adapter {
 
     /// RESOURCES: protocols that can take a borrowed chain see it in place; for the others the
     /// framework copies each frame into its own pool and indicates the copy without the flag.
-        func indicateReceiveWithResources(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
+    func indicateReceiveWithResources(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
         guard state == .running, !isSurpriseRemoved else { frameworkDrops &+= UInt64(chain.count); return }
         if !queue.isDefault, queues[queue.rawValue]?.state != .running { frameworkDrops &+= UInt64(chain.count); return }
         chain.forEach { nbl in
@@ -158,7 +187,7 @@ extension Adapter {
             let mine = copies.removeAll { types.isEmpty || types.contains($0.storage.pointee.info.frameType) }
             if mine.isEmpty { continue }
             let n = mine.count
-            indicatedFrames[queue.rawValue, default: 0] &+= UInt64(n)
+            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(n)
             b.protocolDriver.receiveNetBufferLists(mine, binding: b, queue: queue, count: n, flags: flags.subtracting(.resources))
         }
         if !copies.isEmpty {
@@ -167,7 +196,7 @@ extension Adapter {
         }
     }
 
-        func coIndicateReceive(_ chain: consuming NetBufferListChain, vc: VirtualConnectionHandle, flags: ReceiveFlags) {
+    func coIndicateReceive(_ chain: consuming NetBufferListChain, vc: VirtualConnectionHandle, flags: ReceiveFlags) {
         guard state == .running, !isSurpriseRemoved, let conn = vcs[vc.rawValue] else {
             frameworkDrops &+= UInt64(chain.count)
             miniport.returnNetBufferLists(chain, flags: [])
@@ -180,7 +209,7 @@ extension Adapter {
         }
         account(chain, queue: q, sign: 1)
         let n = chain.count
-        indicatedFrames[q.rawValue, default: 0] &+= UInt64(n)
+        indicatedByQueue[Int(q.rawValue)] &+= UInt64(n)
         conn.binding.protocolDriver.coReceiveNetBufferLists(chain, vc: conn, count: n, flags: flags.union(.singleQueue))
     }
 
@@ -199,6 +228,49 @@ extension Adapter {
         if chain.isEmpty { return }
         account(chain, queue: nil, sign: -1)
         miniport.returnNetBufferLists(chain, flags: flags)
+        finishWaitsAfterReturn()
+    }
+
+    /// Binding.returnNetBufferLists lands here: the NBLs this adapter indicated are accounted in one
+    /// walk and go to the miniport; any others (a VC's, RESOURCES copies, another adapter's) are
+    /// routed by their SourceHandle.
+    func returnFromBinding(_ chain: consuming NetBufferListChain, flags: ReturnFlags) {
+        let fp = fast
+        let own = fp.pointee.sourceHandle
+        let handles = outstandingByHandle
+        let queues = outstandingByQueue
+        var foreign = 0
+        var runQueue = 0
+        var run = 0
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            if nbl.pointee.source != own { foreign &+= 1; continue }
+            // Per-queue counts in runs: a returned chain usually comes from one queue.
+            let q = Int(nbl.pointee.info.receiveQueueID)
+            if q != runQueue {
+                queues[runQueue] &-= run
+                runQueue = q
+                run = 0
+            }
+            run &+= 1
+            Adapter.countSegments(nbl, handles, -1)
+            nbl.pointee.owner = .miniport
+        }
+        queues[runQueue] &-= run
+        fp.pointee.totalOutstanding &-= chain.count &- foreign
+        var chain = chain
+        if foreign > 0 {
+            let others = chain.removeAll { $0.storage.pointee.source != own }
+            NDIS.returnNetBufferLists(others, flags: flags)
+        }
+        if chain.isEmpty { return }
+        miniport.returnNetBufferLists(chain, flags: flags)
+        if fp.pointee.watchReturns { finishWaitsAfterReturn() }
+    }
+
+    /// A pause or a queue free that waited for the last NBL completes here.
+    func finishWaitsAfterReturn() {
         if totalOutstanding == 0 && state == .pausing {
             state = .paused
             let done = pauseCompletion
@@ -215,13 +287,12 @@ extension Adapter {
 
     // MARK: - Send
 
-    func send(_ chain: consuming NetBufferListChain, from binding: Binding, flags: SendFlags) {
-        let handle = binding.sourceHandle
+    func send(_ chain: consuming NetBufferListChain, from binding: Binding, source handle: SourceHandle, flags: SendFlags) {
         chain.forEach {
             $0.storage.pointee.source = handle
             $0.storage.pointee.owner = .miniportSend
         }
-        if isSurpriseRemoved || state != .running {
+        if !fast.pointee.delivering {
             let status: NDISStatus = isSurpriseRemoved ? .deviceRemoved : .paused
             chain.forEach { $0.storage.pointee.status = status }
             binding.sendComplete(chain)
@@ -230,13 +301,25 @@ extension Adapter {
         miniport.sendNetBufferLists(chain, flags: flags)
     }
 
-        func sendComplete(_ chain: consuming NetBufferListChain) {
-        chain.forEach { $0.storage.pointee.owner = .protocolSend }
-        // Usually one binding sent them all: route directly.
-        if let first = chain.first, bindings.count == 1, let b = bindings.first, first.sourceHandle == b.sourceHandle {
-            var allSame = true
-            chain.forEach { if $0.storage.pointee.source != b.sourceHandle { allSame = false } }
-            if allSame { b.sendComplete(chain); return }
+    func sendComplete(_ chain: consuming NetBufferListChain) {
+        let fp = fast
+        let sole = fp.pointee.soleBindingSource
+        var allSole = sole != .none
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            nbl.pointee.owner = .protocolSend
+            if nbl.pointee.source != sole { allSole = false }
+        }
+        // Usually the only binding sent them all: route directly.
+        if allSole, let b = fp.pointee.soleBinding {
+            var pending = chain
+            b._withUnsafeGuaranteedRef { b in
+                var mine = NetBufferListChain()
+                swap(&mine, &pending)
+                b.sendComplete(mine)
+            }
+            return
         }
         NDIS.completeSends(chain)
     }

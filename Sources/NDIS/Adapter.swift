@@ -26,11 +26,11 @@ public struct HaltReport: Sendable, Equatable, CustomStringConvertible {
 public final class Adapter: NetBufferListReturnTarget {
     public let name: String
     /// The SourceHandle of NBLs this adapter indicates (NDIS: the MiniportAdapterHandle).
-    public internal(set) var sourceHandle: SourceHandle = .none
+    public internal(set) var sourceHandle: SourceHandle = .none { didSet { refreshFastPath() } }
     let miniport: any MiniportDriver
     let provider: any SharedMemoryProvider
-    public internal(set) var state: AdapterState = .halted
-    public internal(set) var isSurpriseRemoved = false
+    public internal(set) var state: AdapterState = .halted { didSet { refreshFastPath() } }
+    public internal(set) var isSurpriseRemoved = false { didSet { refreshFastPath() } }
     public internal(set) var attributes: MiniportAttributes?
     public internal(set) var linkState = LinkState(up: false)
 
@@ -43,7 +43,17 @@ public final class Adapter: NetBufferListReturnTarget {
     /// Indicated NBLs per queue id (index = queue id).
     let outstandingByQueue: UnsafeMutablePointer<Int>
     static let maxQueueIDs = 256
-    var totalOutstanding = 0
+    /// Indicated and not yet returned, all queues.
+    var totalOutstanding: Int {
+        get { fast.pointee.totalOutstanding }
+        set { fast.pointee.totalOutstanding = newValue }
+    }
+    /// What the datapath reads per batch, in memory the adapter owns: a class's stored `var` costs a
+    /// dynamic exclusivity check on every access. Kept in step with the properties it mirrors by
+    /// `refreshFastPath()`, which their observers call.
+    let fast: UnsafeMutablePointer<AdapterFastPath>
+    /// Frames indicated per queue id (index = queue id).
+    let indicatedByQueue: UnsafeMutablePointer<UInt64>
 
     // Queues and filters.
     var queues: [UInt16: ReceiveQueueInfo] = [:]
@@ -51,30 +61,37 @@ public final class Adapter: NetBufferListReturnTarget {
     var filters: [UInt32: ReceiveFilter] = [:]
     var nextFilter: UInt32 = 1
     /// Software filters, checked in id order on the default queue's frames.
-    var softwareFilters: [ReceiveFilter] = []
+    var softwareFilters: [ReceiveFilter] = [] { didSet { refreshFastPath() } }
     var hardwareQueuesInUse = 0
     /// Software-only queues the framework offers beyond the hardware's.
     public static let softwareQueueLimit = 16
     var rssEnabled = false
-    var pendingFree: ReceiveQueueID?
+    var pendingFree: ReceiveQueueID? { didSet { refreshFastPath() } }
     var requestInProgress = false
     let requestLock = Mutex(())
 
     // Bindings and VCs.
-    var bindings: [Binding] = []
+    var bindings: [Binding] = [] { didSet { refreshFastPath() } }
     var vcs: [UInt32: VirtualConnection] = [:]
-    var vcForQueue: [UInt16: VirtualConnectionHandle] = [:]
+    var vcForQueue: [UInt16: VirtualConnectionHandle] = [:] { didSet { refreshFastPath() } }
     var pools: [NetBufferListPool] = []
     /// Copies for protocols that cannot take a RESOURCES indication.
-    var copyPool: NetBufferListPool?
+    var copyPool: NetBufferListPool? { didSet { refreshFastPath() } }
     var copyBuffers: UnsafeMutableRawPointer?
     static let copyPoolSize = 64
     static let copyBufferSize = 2048
 
     /// Frames the framework discarded (paused adapter or queue, no binding, copy pool dry).
-    public internal(set) var frameworkDrops: UInt64 = 0
-    /// Frames indicated to protocols, per queue id.
-    public internal(set) var indicatedFrames: [UInt16: UInt64] = [:]
+    public internal(set) var frameworkDrops: UInt64 {
+        get { fast.pointee.frameworkDrops }
+        set { fast.pointee.frameworkDrops = newValue }
+    }
+    /// Frames indicated to protocols, per queue id (queues that indicated any).
+    public var indicatedFrames: [UInt16: UInt64] {
+        var result: [UInt16: UInt64] = [:]
+        for q in 0..<Adapter.maxQueueIDs where indicatedByQueue[q] != 0 { result[UInt16(q)] = indicatedByQueue[q] }
+        return result
+    }
     /// Status indications seen (for tools and tests).
     public internal(set) var statusLog: [StatusIndication] = []
     var pauseCompletion: (() -> Void)?
@@ -88,12 +105,19 @@ public final class Adapter: NetBufferListReturnTarget {
         outstandingByHandle.initialize(repeating: 0, count: Adapter.maxSharedMemoryHandles)
         outstandingByQueue = .allocate(capacity: Adapter.maxQueueIDs)
         outstandingByQueue.initialize(repeating: 0, count: Adapter.maxQueueIDs)
+        indicatedByQueue = .allocate(capacity: Adapter.maxQueueIDs)
+        indicatedByQueue.initialize(repeating: 0, count: Adapter.maxQueueIDs)
+        fast = .allocate(capacity: 1)
+        fast.initialize(to: AdapterFastPath())
     }
 
     deinit {
         if sourceHandle != .none { NDIS.unregisterSource(sourceHandle) }
         outstandingByHandle.deallocate()
         outstandingByQueue.deallocate()
+        indicatedByQueue.deallocate()
+        fast.deinitialize(count: 1)
+        fast.deallocate()
         copyBuffers?.deallocate()
     }
 
@@ -289,4 +313,46 @@ public final class Adapter: NetBufferListReturnTarget {
     public var outstandingNetBufferLists: Int { totalOutstanding }
     /// NBLs of one queue indicated and not yet returned.
     public func outstandingNetBufferLists(queue: ReceiveQueueID) -> Int { outstandingByQueue[Int(queue.rawValue)] }
+}
+
+/// The adapter's datapath view of its state (see `Adapter.fast`). Plain values and unretained
+/// references: the adapter keeps every object named here alive while it is named here.
+struct AdapterFastPath {
+    /// Running and present: indications are delivered.
+    var delivering = false
+    var sourceHandle = SourceHandle.none
+    var totalOutstanding = 0
+    var frameworkDrops: UInt64 = 0
+    /// A pause or a queue free waits for returns to reach zero.
+    var watchReturns = false
+    /// Default-queue frames go through software filters first.
+    var softwareFiltering = false
+    /// Some queue is indicated per virtual connection.
+    var hasVirtualConnections = false
+    /// The only binding, open, not a monitor, taking every EtherType: it receives whole chains.
+    var soleReceiver: Unmanaged<Binding>?
+    /// The only binding, open: send completions whose source is its handle go straight to it.
+    var soleBinding: Unmanaged<Binding>?
+    var soleBindingSource = SourceHandle.none
+}
+
+extension Adapter {
+    /// Brings `fast` in line with the properties it mirrors (their observers call this).
+    func refreshFastPath() {
+        let f = fast
+        f.pointee.delivering = state == .running && !isSurpriseRemoved
+        f.pointee.sourceHandle = sourceHandle
+        f.pointee.watchReturns = state == .pausing || pendingFree != nil
+        f.pointee.softwareFiltering = !softwareFilters.isEmpty
+        f.pointee.hasVirtualConnections = !vcForQueue.isEmpty
+        if bindings.count == 1, let b = bindings.first, b.isOpen {
+            f.pointee.soleBinding = Unmanaged.passUnretained(b)
+            f.pointee.soleBindingSource = b.sourceHandle
+            f.pointee.soleReceiver = !b.isMonitor && b.frameTypes.isEmpty ? Unmanaged.passUnretained(b) : nil
+        } else {
+            f.pointee.soleBinding = nil
+            f.pointee.soleBindingSource = .none
+            f.pointee.soleReceiver = nil
+        }
+    }
 }

@@ -38,7 +38,10 @@ extension ProtocolDriver {
 
 /// A protocol module's open binding to an adapter (NdisOpenAdapterEx).
 public final class Binding: SendCompletionTarget {
-    public unowned let adapter: Adapter
+    /// The adapter, unretained: the adapter owns its bindings and closes them at halt. Calls through
+    /// it on the datapath take no reference (an `unowned` reference costs a slow-path retain per call).
+    let adapterReference: Unmanaged<Adapter>
+    public var adapter: Adapter { adapterReference.takeUnretainedValue() }
     public let protocolDriver: any ProtocolDriver
     /// EtherTypes (host order) this binding takes; empty takes every frame.
     public let frameTypes: Set<UInt16>
@@ -46,14 +49,36 @@ public final class Binding: SendCompletionTarget {
     public let isMonitor: Bool
     /// The SourceHandle on NBLs this binding sends, so completions come back here.
     public private(set) var sourceHandle: SourceHandle = .none
-    public private(set) var isOpen = true
-    var sendPools: [SendPool] = []
+    /// Open until `close` (or halt); kept out of line so the datapath reads it without an exclusivity check.
+    public private(set) var isOpen: Bool {
+        get { openFlag.pointee }
+        set { openFlag.pointee = newValue }
+    }
+    let openFlag: UnsafeMutablePointer<Bool>
+    var sendPools: [SendPool] = [] {
+        didSet { soleSendPool = sendPools.count == 1 ? Unmanaged.passUnretained(sendPools[0].pool) : nil }
+    }
+    /// The only send pool, unretained (`sendPools` keeps it), for `freeSendNetBufferLists`.
+    var soleSendPool: Unmanaged<NetBufferListPool>? {
+        get { soleSendPoolCell.pointee }
+        set { soleSendPoolCell.pointee = newValue }
+    }
+    let soleSendPoolCell: UnsafeMutablePointer<Unmanaged<NetBufferListPool>?>
 
     init(adapter: Adapter, protocolDriver: any ProtocolDriver, frameTypes: Set<UInt16>, isMonitor: Bool) {
-        self.adapter = adapter
+        self.adapterReference = Unmanaged.passUnretained(adapter)
+        openFlag = .allocate(capacity: 1)
+        openFlag.initialize(to: true)
+        soleSendPoolCell = .allocate(capacity: 1)
+        soleSendPoolCell.initialize(to: nil)
         self.protocolDriver = protocolDriver
         self.frameTypes = frameTypes
         self.isMonitor = isMonitor
+    }
+
+    deinit {
+        openFlag.deallocate()
+        soleSendPoolCell.deallocate()
     }
 
     func register() { sourceHandle = NDIS.registerSource(returns: nil, sends: self) }
@@ -65,11 +90,13 @@ public final class Binding: SendCompletionTarget {
 
     /// NdisReturnNetBufferLists: any subset, any order, mixing earlier indications.
     public func returnNetBufferLists(_ chain: consuming NetBufferListChain, flags: ReturnFlags = []) {
-        // Common case: every NBL came from this binding's adapter.
-        let own = adapter.sourceHandle
-        var allOwn = true
-        chain.forEach { if $0.storage.pointee.source != own { allOwn = false } }
-        if allOwn { adapter.returnNetBufferLists(chain, flags: flags) } else { NDIS.returnNetBufferLists(chain, flags: flags) }
+        // The adapter takes back what it indicated and routes the rest by SourceHandle.
+        var pending = chain
+        adapterReference._withUnsafeGuaranteedRef { adapter in
+            var mine = NetBufferListChain()
+            swap(&mine, &pending)
+            adapter.returnFromBinding(mine, flags: flags)
+        }
     }
 
     /// NdisSendNetBufferLists: each NBL completes through `sendNetBufferListsComplete` with its status.
@@ -79,7 +106,13 @@ public final class Binding: SendCompletionTarget {
             sendComplete(chain)
             return
         }
-        adapter.send(chain, from: self, flags: flags)
+        var pending = chain
+        let source = sourceHandle
+        adapterReference._withUnsafeGuaranteedRef { adapter in
+            var mine = NetBufferListChain()
+            swap(&mine, &pending)
+            adapter.send(mine, from: self, source: source, flags: flags)
+        }
     }
 
     public func sendComplete(_ chain: consuming NetBufferListChain) {
@@ -103,6 +136,16 @@ public final class Binding: SendCompletionTarget {
     /// Gives sent NBLs back to the send pool they came from.
     public func freeSendNetBufferLists(_ chain: consuming NetBufferListChain) {
         var chain = chain
+        if let sole = soleSendPool {
+            sole._withUnsafeGuaranteedRef { pool in
+                var mine = NetBufferListChain()
+                swap(&mine, &chain)
+                var foreign = pool.free(mine)
+                swap(&foreign, &chain)
+                _ = consume foreign
+            }
+            if chain.isEmpty { return }
+        }
         for pool in sendPools {
             if chain.isEmpty { break }
             chain = pool.pool.free(chain)

@@ -2,9 +2,9 @@
 /// (an adapter, a virtual connection or an intermediate module). NDIS: `NET_BUFFER_LIST.SourceHandle`.
 public struct SourceHandle: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// No source: an NBL that has not been indicated yet.
-    public static let none = SourceHandle(rawValue: 0)
+    @inlinable public static var none: SourceHandle { SourceHandle(rawValue: 0) }
     public var description: String { "source#\(rawValue)" }
 }
 
@@ -12,15 +12,15 @@ public struct SourceHandle: Hashable, Sendable, CustomStringConvertible {
 /// NDIS: `NDIS_SHARED_MEMORY_PARAMETERS.SharedMemoryHandle`, `NET_BUFFER_SHARED_MEMORY.SharedMemoryHandle`.
 public struct SharedMemoryHandle: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let none = SharedMemoryHandle(rawValue: 0)
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public static var none: SharedMemoryHandle { SharedMemoryHandle(rawValue: 0) }
     public var description: String { "shm#\(rawValue)" }
 }
 
 /// The handle used to free a block of shared memory. NDIS: `pAllocationHandle` of NdisAllocateSharedMemory.
 public struct AllocationHandle: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     public var description: String { "alloc#\(rawValue)" }
 }
 
@@ -28,9 +28,9 @@ public struct AllocationHandle: Hashable, Sendable, CustomStringConvertible {
 /// `0` is the default queue (NDIS_DEFAULT_RECEIVE_QUEUE_ID): it always exists and is never freed.
 public struct ReceiveQueueID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let rawValue: UInt16
-    public init(_ rawValue: UInt16) { self.rawValue = rawValue }
-    public static let `default` = ReceiveQueueID(0)
-    public var isDefault: Bool { rawValue == 0 }
+    @inlinable public init(_ rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public static var `default`: ReceiveQueueID { ReceiveQueueID(0) }
+    @inlinable public var isDefault: Bool { rawValue == 0 }
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
     public var description: String { isDefault ? "queue 0 (default)" : "queue \(rawValue)" }
 }

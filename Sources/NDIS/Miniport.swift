@@ -33,9 +33,10 @@ extension MiniportDriver {
 ///
 /// A small struct holding the adapter without reference counting; valid from `initialize` until `halt` returns.
 public struct MiniportHandle {
-    unowned(unsafe) let adapter: Adapter
+    let adapterReference: Unmanaged<Adapter>
+    var adapter: Adapter { adapterReference.takeUnretainedValue() }
 
-    init(_ adapter: Adapter) { self.adapter = adapter }
+    init(_ adapter: Adapter) { adapterReference = Unmanaged.passUnretained(adapter) }
 
     /// The adapter's SourceHandle: set it on every NBL you indicate.
     public var sourceHandle: SourceHandle { adapter.sourceHandle }
@@ -67,7 +68,13 @@ public struct MiniportHandle {
     /// NdisMIndicateReceiveNetBufferLists: ownership passes to NDIS until the NBLs come back through
     /// `MiniportDriver.returnNetBufferLists`.
     public func indicateReceive(_ chain: consuming NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags = []) {
-        adapter.indicateReceive(chain, queue: queue, flags: flags)
+        // Called once per batch: no reference is taken on the adapter for the call.
+        var pending = chain
+        adapterReference._withUnsafeGuaranteedRef { adapter in
+            var mine = NetBufferListChain()
+            swap(&mine, &pending)
+            adapter.indicateReceive(mine, queue: queue, flags: flags)
+        }
     }
 
     /// NdisMIndicateReceiveNetBufferLists with NDIS_RECEIVE_FLAGS_RESOURCES: you keep ownership;
@@ -89,7 +96,12 @@ public struct MiniportHandle {
 
     /// NdisMSendNetBufferListsComplete: each NBL's status says how its send ended.
     public func sendComplete(_ chain: consuming NetBufferListChain) {
-        adapter.sendComplete(chain)
+        var pending = chain
+        adapterReference._withUnsafeGuaranteedRef { adapter in
+            var mine = NetBufferListChain()
+            swap(&mine, &pending)
+            adapter.sendComplete(mine)
+        }
     }
 
     /// NdisMIndicateStatusEx.

@@ -43,59 +43,70 @@ public struct BufferSegment: @unchecked Sendable {
 /// Neither bit of a pair set means "not checked".
 public struct ChecksumInfo: OptionSet, Sendable {
     public let rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
-    public static let ipv4Succeeded = ChecksumInfo(rawValue: 1 << 0)
-    public static let ipv4Failed = ChecksumInfo(rawValue: 1 << 1)
-    public static let tcpSucceeded = ChecksumInfo(rawValue: 1 << 2)
-    public static let tcpFailed = ChecksumInfo(rawValue: 1 << 3)
-    public static let udpSucceeded = ChecksumInfo(rawValue: 1 << 4)
-    public static let udpFailed = ChecksumInfo(rawValue: 1 << 5)
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public static var ipv4Succeeded: ChecksumInfo { ChecksumInfo(rawValue: 1 << 0) }
+    @inlinable public static var ipv4Failed: ChecksumInfo { ChecksumInfo(rawValue: 1 << 1) }
+    @inlinable public static var tcpSucceeded: ChecksumInfo { ChecksumInfo(rawValue: 1 << 2) }
+    @inlinable public static var tcpFailed: ChecksumInfo { ChecksumInfo(rawValue: 1 << 3) }
+    @inlinable public static var udpSucceeded: ChecksumInfo { ChecksumInfo(rawValue: 1 << 4) }
+    @inlinable public static var udpFailed: ChecksumInfo { ChecksumInfo(rawValue: 1 << 5) }
     /// Transmit: ask the hardware to fill in the IPv4 header checksum.
-    public static let transmitIPv4 = ChecksumInfo(rawValue: 1 << 8)
+    @inlinable public static var transmitIPv4: ChecksumInfo { ChecksumInfo(rawValue: 1 << 8) }
     /// Transmit: ask the hardware to fill in the TCP checksum.
-    public static let transmitTCP = ChecksumInfo(rawValue: 1 << 9)
+    @inlinable public static var transmitTCP: ChecksumInfo { ChecksumInfo(rawValue: 1 << 9) }
     /// Transmit: ask the hardware to fill in the UDP checksum.
-    public static let transmitUDP = ChecksumInfo(rawValue: 1 << 10)
+    @inlinable public static var transmitUDP: ChecksumInfo { ChecksumInfo(rawValue: 1 << 10) }
 }
 
 /// RSS hash type and function. NDIS: NDIS_HASH_* bits of NET_BUFFER_LIST_HASH_TYPE.
 public struct HashType: OptionSet, Sendable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let ipv4 = HashType(rawValue: 0x0000_0100)
-    public static let tcpIPv4 = HashType(rawValue: 0x0000_0200)
-    public static let ipv6 = HashType(rawValue: 0x0000_0400)
-    public static let ipv6Ex = HashType(rawValue: 0x0000_0800)
-    public static let tcpIPv6 = HashType(rawValue: 0x0000_1000)
-    public static let tcpIPv6Ex = HashType(rawValue: 0x0000_2000)
-    public static let udpIPv4 = HashType(rawValue: 0x0000_4000)
-    public static let udpIPv6 = HashType(rawValue: 0x0000_8000)
-    public static let udpIPv6Ex = HashType(rawValue: 0x0001_0000)
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public static var ipv4: HashType { HashType(rawValue: 0x0000_0100) }
+    @inlinable public static var tcpIPv4: HashType { HashType(rawValue: 0x0000_0200) }
+    @inlinable public static var ipv6: HashType { HashType(rawValue: 0x0000_0400) }
+    @inlinable public static var ipv6Ex: HashType { HashType(rawValue: 0x0000_0800) }
+    @inlinable public static var tcpIPv6: HashType { HashType(rawValue: 0x0000_1000) }
+    @inlinable public static var tcpIPv6Ex: HashType { HashType(rawValue: 0x0000_2000) }
+    @inlinable public static var udpIPv4: HashType { HashType(rawValue: 0x0000_4000) }
+    @inlinable public static var udpIPv6: HashType { HashType(rawValue: 0x0000_8000) }
+    @inlinable public static var udpIPv6Ex: HashType { HashType(rawValue: 0x0001_0000) }
     /// NdisHashFunctionToeplitz.
-    public static let toeplitz = HashType(rawValue: 0x0000_0001)
+    @inlinable public static var toeplitz: HashType { HashType(rawValue: 0x0000_0001) }
 }
 
 /// Per-packet out-of-band information (NET_BUFFER_LIST.NetBufferListInfo[]).
 public struct NetBufferListInfo: Sendable {
     /// NET_BUFFER_LIST_RECEIVE_QUEUE_ID: the queue the frame was received on (0 = default).
-    public var receiveQueueID: UInt16 = 0
+    public var receiveQueueID: UInt16
     /// NET_BUFFER_LIST_RECEIVE_FILTER_ID (NDIS sets it to 0 for VMQ; we report the matching filter when known).
-    public var receiveFilterID: UInt16 = 0
+    public var receiveFilterID: UInt16
     /// Ieee8021QNetBufferListInfo.VlanId (0 with `vlanPresent == false`: no tag).
-    public var vlanID: UInt16 = 0
+    public var vlanID: UInt16
     /// Ieee8021QNetBufferListInfo.UserPriority.
-    public var userPriority: UInt8 = 0
+    public var userPriority: UInt8
     /// Whether the hardware stripped an 802.1Q tag into `vlanID`/`userPriority` (or transmit: insert one).
-    public var vlanPresent: Bool = false
+    public var vlanPresent: Bool
     /// TcpIpChecksumNetBufferListInfo.
-    public var checksum: ChecksumInfo = []
+    public var checksum: ChecksumInfo
     /// NetBufferListHashValue.
-    public var hashValue: UInt32 = 0
+    public var hashValue: UInt32
     /// NetBufferListHashInfo (type | function); empty when no hash.
-    public var hashType: HashType = []
+    public var hashType: HashType
     /// NetBufferListFrameType: the EtherType (host order) after any VLAN tag.
-    public var frameType: UInt16 = 0
-    public init() {}
+    public var frameType: UInt16
+    @inlinable public init() {
+        // Spelled out: inlined default-value expressions would be calls per NBL.
+        receiveQueueID = 0
+        receiveFilterID = 0
+        vlanID = 0
+        userPriority = 0
+        vlanPresent = false
+        checksum = ChecksumInfo(rawValue: 0)
+        hashValue = 0
+        hashType = HashType(rawValue: 0)
+        frameType = 0
+    }
 }
 
 /// Where an NBL is in its life; checked in debug builds, counted in release builds.
@@ -210,6 +221,20 @@ public struct NetBufferList {
         storage.pointee.dataLength = UInt32(truncatingIfNeeded: dataLength)
         storage.pointee.sharedMemoryInfoValid = sharedMemoryInfoValid
     }
+
+    /// For a receive buffer bound to this NBL (its segment 0 set up once): the frame is the first
+    /// `length` bytes of segment 0, which becomes the NET_BUFFER's only segment. The per-frame part
+    /// of `setLayout`, without rewriting the segment.
+    @inlinable
+    public func setReceivedLength(_ length: Int) {
+        storage.pointee.segments[0].length = UInt32(truncatingIfNeeded: length)
+        storage.pointee.segmentCount = 1
+        storage.pointee.dataOffset = 0
+        storage.pointee.dataLength = UInt32(truncatingIfNeeded: length)
+    }
+
+    /// Virtual address of segment 0 (nil when it has none). Writing through it can break memory safety.
+    @inlinable public var unsafeFirstSegmentAddress: UnsafeMutableRawPointer? { storage.pointee.segments[0].address }
 
     /// Appends a segment (a lookahead split's post-lookahead part, or the next buffer of a jumbo frame).
     /// - Returns: false when the NET_BUFFER already has `maximumSegmentsPerNetBuffer` segments.

@@ -47,6 +47,50 @@ public struct NetBufferListChain: ~Copyable {
         }
     }
 
+    /// Calls `body` on the NBLs in order until it returns false.
+    /// - Returns: how many NBLs `body` returned true for (the chain is unchanged).
+    @inlinable
+    public func forEachPrefix(while body: (NetBufferList) throws -> Bool) rethrows -> Int {
+        var n = 0
+        var p = head
+        while let nbl = p {
+            p = nbl.pointee.next
+            if try !body(NetBufferList(nbl)) { break }
+            n &+= 1
+        }
+        return n
+    }
+
+    /// Moves the first `count` NBLs (all of them if `count` ≥ the chain's count) to the end of
+    /// `other`, keeping their order. Walks `count` links; moving the whole chain is O(1).
+    @inlinable
+    public mutating func moveFirst(_ count: Int, to other: inout NetBufferListChain) {
+        guard count > 0, let h = head else { return }
+        if count >= storedCount {
+            other.append(self.takeAllAsChain())
+            return
+        }
+        var last = h
+        var i = 1
+        while i < count, let next = last.pointee.next {
+            last = next
+            i &+= 1
+        }
+        head = last.pointee.next
+        last.pointee.next = nil
+        storedCount &-= i
+        if let t = other.tail { t.pointee.next = h } else { other.head = h }
+        other.tail = last
+        other.storedCount &+= i
+    }
+
+    @inlinable
+    mutating func takeAllAsChain() -> NetBufferListChain {
+        var all = NetBufferListChain()
+        swap(&all, &self)
+        return all
+    }
+
     /// Moves every NBL of `other` to the end of this chain.
     @inlinable
     public mutating func append(_ other: consuming NetBufferListChain) {
@@ -54,7 +98,7 @@ public struct NetBufferListChain: ~Copyable {
         guard let h else { return }
         if let tail { tail.pointee.next = h } else { head = h }
         tail = t
-        storedCount += n
+        storedCount &+= n   // bounded by the NBLs in existence
     }
 
     @inlinable
@@ -62,7 +106,7 @@ public struct NetBufferListChain: ~Copyable {
         nbl.pointee.next = nil
         if let tail { tail.pointee.next = nbl } else { head = nbl }
         tail = nbl
-        storedCount += 1
+        storedCount &+= 1
     }
 
     /// Appends the NBL that `view` shows, taken from `source`. For internal relinking.
@@ -72,7 +116,7 @@ public struct NetBufferListChain: ~Copyable {
         head = h.pointee.next
         if head == nil { tail = nil }
         h.pointee.next = nil
-        storedCount -= 1
+        storedCount &-= 1
         return h
     }
 

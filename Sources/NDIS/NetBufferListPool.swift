@@ -12,13 +12,20 @@ public final class NetBufferListPool {
     public let capacity: Int
     public let name: String
     @usableFromInline let storage: UnsafeMutablePointer<NBLStorage>
-    @usableFromInline var freeHead: UnsafeMutablePointer<NBLStorage>?
-    @usableFromInline var storedFreeCount: Int
-    @usableFromInline var storedForeignFrees = 0
+    /// The free list and counters live in memory the pool owns, not in class properties: taking and
+    /// giving back NBLs is then plain loads and stores, with no dynamic exclusivity check per call.
+    @usableFromInline let state: UnsafeMutablePointer<PoolState>
     /// NBLs currently in the pool.
-    public var freeCount: Int { storedFreeCount }
+    @inlinable public var freeCount: Int { state.pointee.freeCount }
     /// Returns to this pool of an NBL from another pool (refused, counted).
-    public var foreignFrees: Int { storedForeignFrees }
+    public var foreignFrees: Int { state.pointee.foreignFrees }
+
+    @usableFromInline
+    struct PoolState {
+        @usableFromInline var freeHead: UnsafeMutablePointer<NBLStorage>?
+        @usableFromInline var freeCount: Int
+        @usableFromInline var foreignFrees: Int
+    }
 
     static let nextID = Atomic<UInt16>(1)
 
@@ -30,19 +37,21 @@ public final class NetBufferListPool {
         self.name = name
         storage = UnsafeMutablePointer<NBLStorage>.allocate(capacity: capacity)
         storage.initialize(repeating: NBLStorage(poolID: id), count: capacity)
-        freeHead = nil
-        storedFreeCount = capacity
+        var head: UnsafeMutablePointer<NBLStorage>? = nil
         var i = capacity - 1
         while i >= 0 {
-            storage[i].next = freeHead
-            freeHead = storage + i
+            storage[i].next = head
+            head = storage + i
             i -= 1
         }
+        state = .allocate(capacity: 1)
+        state.initialize(to: PoolState(freeHead: head, freeCount: capacity, foreignFrees: 0))
     }
 
     deinit {
         storage.deinitialize(count: capacity)
         storage.deallocate()
+        state.deallocate()
     }
 
     /// The NBL at `index` of the pool, for one-time setup (binding each NBL to its buffer) while the
@@ -60,20 +69,29 @@ public final class NetBufferListPool {
         return i >= 0 && i < capacity ? i : nil
     }
 
+    /// True if `nbl` is this pool's NBL at `index` (a miniport that binds NBL i to its buffer i
+    /// checks a returned NBL with it before taking it back).
+    @inlinable
+    public func holds(_ nbl: NetBufferList, at index: Int) -> Bool {
+        index >= 0 && index < capacity && nbl.storage == storage + index
+    }
+
     /// Takes up to `count` NBLs; the chain is shorter if the pool runs dry.
     @inlinable
     public func allocate(count: Int) -> NetBufferListChain {
         var chain = NetBufferListChain()
         var n = 0
-        while n < count, let nbl = freeHead {
-            freeHead = nbl.pointee.next
+        var head = state.pointee.freeHead
+        while n < count, let nbl = head {
+            head = nbl.pointee.next
             nbl.pointee.owner = .miniport
             nbl.pointee.status = .success
             nbl.pointee.source = .none
             chain.appendNBL(nbl)
             n += 1
         }
-        storedFreeCount -= n
+        state.pointee.freeHead = head
+        state.pointee.freeCount -= n
         return chain
     }
 
@@ -85,12 +103,12 @@ public final class NetBufferListPool {
         guard target.pointee.owner == .pool else { return NetBufferListChain() }
         // Unlink from the free list (setup path only: linear).
         var prev: UnsafeMutablePointer<NBLStorage>? = nil
-        var p = freeHead
+        var p = state.pointee.freeHead
         while let nbl = p {
             if nbl == target {
-                if let prev { prev.pointee.next = nbl.pointee.next } else { freeHead = nbl.pointee.next }
+                if let prev { prev.pointee.next = nbl.pointee.next } else { state.pointee.freeHead = nbl.pointee.next }
                 nbl.pointee.owner = .miniport
-                storedFreeCount -= 1
+                state.pointee.freeCount -= 1
                 return NetBufferListChain(single: nbl)
             }
             prev = nbl
@@ -106,20 +124,25 @@ public final class NetBufferListPool {
     public func free(_ chain: consuming NetBufferListChain) -> NetBufferListChain {
         var foreign = NetBufferListChain()
         var chain = chain
+        var head = state.pointee.freeHead
+        var returned = 0
+        let first = storage, end = storage + capacity
         while let nbl = chain.popFirstNBL() {
-            if nbl.pointee.poolID != id || nbl < storage || nbl >= storage + capacity {
-                storedForeignFrees += 1
+            if nbl.pointee.poolID != id || nbl < first || nbl >= end {
+                state.pointee.foreignFrees += 1
                 foreign.appendNBL(nbl)
                 continue
             }
             nbl.pointee.owner = .pool
-            nbl.pointee.next = freeHead
-            freeHead = nbl
-            storedFreeCount += 1
+            nbl.pointee.next = head
+            head = nbl
+            returned &+= 1
         }
+        state.pointee.freeHead = head
+        state.pointee.freeCount += returned
         return foreign
     }
 
     /// NBLs taken and not yet given back.
-    public var outstanding: Int { capacity - freeCount }
+    @inlinable public var outstanding: Int { capacity - state.pointee.freeCount }
 }

@@ -11,15 +11,19 @@ struct BenchCommand: ParsableCommand {
         --model runs receive, transmit and forward at batch sizes 1, 8, 32 and 64 with no setup and
         reports the driver's share (the device's own cost is measured separately and subtracted).
         --instructions adds callgrind instruction counts (valgrind; slower, repeatable).
-        --device ADDRESS runs on a NIC bound to vfio-pci. Docs/BENCHMARKS.md explains every figure.
+        --device ADDRESS runs receive, transmit and forward on a NIC bound to vfio-pci (forward with
+        --to ADDRESS2 goes to a second NIC). Docs/BENCHMARKS.md explains every figure.
         """
     )
 
     @Flag(help: "Benchmark on the in-process hardware model (no setup needed).")
     var model = false
 
-    @Option(help: "Benchmark a NIC bound to vfio-pci (PCI address, e.g. 0000:03:00.0).")
+    @Option(help: "Benchmark a NIC bound to vfio-pci (PCI address, e.g. 0000:03:00.0) with the IGB miniport.")
     var device: String?
+
+    @Option(help: "With --device: forward to this second NIC (frames are copied: two VFIO containers) instead of back out of the same port.")
+    var to: String?
 
     @Option(help: "What runs on --model: \(BenchSubjectKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var subject: String = BenchSubjectKind.defaultForModel.rawValue
@@ -53,6 +57,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard model != (device != nil) else { throw ValidationError("give exactly one of --model or --device ADDRESS") }
+        if to != nil && device == nil { throw ValidationError("--to ADDRESS2 goes with --device ADDRESS") }
         guard packets > 0, repeats > 0, callgrindPackets > 0 else { throw ValidationError("--packets, --repeats and --callgrind-packets must be positive") }
         _ = try settings()
         guard BenchSubjectKind(rawValue: subject) != nil else {
@@ -80,7 +85,9 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let device {
-            try DeviceBench.run(address: device, seconds: seconds, json: json)
+            let s = try settings()
+            try DeviceBench.run(address: device, to: to, modes: s.modes, seconds: seconds,
+                                batch: s.batchSizes.count == 4 ? 32 : s.batchSizes[0], json: json)
             return
         }
         let kind = BenchSubjectKind(rawValue: subject)!

@@ -67,9 +67,30 @@ struct IGBReceiveRing {
     /// Below this many buffers (posted + free) a batch is indicated with RESOURCES.
     var lowWater = 0
     var counters = IGBQueueCounters()
+    /// NBL i of the ring's pool is bound to buffer i (as NDIS miniports preallocate one NBL per
+    /// receive buffer): entry i holds it while buffer i is free or posted, and is empty while the
+    /// NBL is indicated. Receiving takes the NBL out of its entry, a return puts it back: no pool
+    /// traffic per frame, and segment 0 (address, IOVA, cookie) is written once at setup.
+    var nbls: UnsafeMutablePointer<NetBufferListChain>?
+    var nblCount = 0
 
-    /// Frees the ring's own tables (not the shared memory).
+    /// Frees the ring's own tables (not the shared memory); bound NBLs go back to the pool.
     mutating func releaseTables() {
+        if let nbls {
+            if let pool {
+                let p = pool.takeUnretainedValue()
+                for i in 0..<nblCount {
+                    var one = NetBufferListChain()
+                    swap(&one, &nbls[i])
+                    let foreign = p.free(one)
+                    precondition(foreign.isEmpty, "a bound NBL of rx slot \(slot) is not from its pool")
+                }
+            }
+            nbls.deinitialize(count: nblCount)
+            nbls.deallocate()
+            self.nbls = nil
+            nblCount = 0
+        }
         slotBuffer?.deallocate(); slotBuffer = nil
         freeStack?.deallocate(); freeStack = nil
         bufferIOVA?.deallocate(); bufferIOVA = nil
@@ -167,6 +188,7 @@ extension IGBMiniport {
             r.pointee.freeStack = freeStack
             r.pointee.freeCount = buffers
             r.pointee.bufferIOVA = iovas
+            bindNetBufferLists(r, pool: pool, data: data)
             if let header {
                 let hiovas = UnsafeMutablePointer<UInt64>.allocate(capacity: buffers)
                 for i in 0..<buffers { hiovas[i] = header.region.iova(atOffset: i * headerStride) ?? 0 }
@@ -181,6 +203,32 @@ extension IGBMiniport {
             throw error
         }
         try programReceiveQueue(slot: slot)
+    }
+
+    /// Takes every NBL of the ring's pool and binds NBL i to buffer i (segment 0 prepared for a
+    /// one-buffer frame; header-split and multi-buffer frames rewrite the layout per frame).
+    func bindNetBufferLists(_ r: UnsafeMutablePointer<IGBReceiveRing>, pool: NetBufferListPool, data: SharedMemory) {
+        let capacity = pool.capacity
+        let table = UnsafeMutablePointer<NetBufferListChain>.allocate(capacity: capacity)
+        for i in 0..<capacity { (table + i).initialize(to: NetBufferListChain()) }
+        var all = pool.allocate(count: capacity)
+        while !all.isEmpty {
+            let one = all.popFirst()
+            guard let nbl = one.first, let i = pool.index(of: nbl), i < r.pointee.bufferCount else {
+                // More NBLs than buffers (a reused, larger pool): the rest stay in the pool.
+                _ = pool.free(one)
+                continue
+            }
+            let offset = i * r.pointee.bufferSize
+            nbl.setLayout(segment0: BufferSegment(address: r.pointee.buffers! + offset, iova: r.pointee.bufferIOVA![i],
+                                                  length: 0, capacity: UInt32(r.pointee.bufferSize),
+                                                  sharedMemory: data.sharedMemoryHandle, sharedMemoryOffset: UInt32(offset),
+                                                  cookie: IGBCookie.make(slot: r.pointee.slot, buffer: UInt32(i))),
+                          dataOffset: 0, dataLength: 0, sharedMemoryInfoValid: true)
+            table[i] = one
+        }
+        r.pointee.nbls = table
+        r.pointee.nblCount = capacity
     }
 
     /// §4.5.9 / §8.10: ring base and length, SRRCTL, RXDCTL.ENABLE (and wait for it), then fill.
@@ -316,11 +364,61 @@ extension IGBMiniport {
         var indicatedBuffers = 0
         // One reference for the whole batch, none per frame.
         let pool = poolRef.takeUnretainedValue()
+        // Fast path: one-buffer frames on a ring without header split (the common case).
+        let oneBuffer = !r.pointee.split
+        let maxLength = min(r.pointee.bufferSize, configuration.maxFrameSize + 4)
+        let slotBuffer = r.pointee.slotBuffer!
+        let nbls = r.pointee.nbls!
+        let nblCount = r.pointee.nblCount
         while frames < budget {
             let posted = r.pointee.posted
             if posted == 0 { break }
             let first = r.pointee.nextToClean
             let mask = r.pointee.mask
+            if oneBuffer && !r.pointee.discarding {
+                let status = Self.statusError(d, first)
+                if status & AdvancedRxWriteBack.DD == 0 { break }
+                if status & AdvancedRxWriteBack.EOP != 0 {
+                    // Read the rest of the write-back only after its DD.
+                    atomicMemoryFence(ordering: .acquiring)
+                    let length = Self.length(d, first)
+                    let b = slotBuffer[first]
+                    r.pointee.nextToClean = (first &+ 1) & mask
+                    r.pointee.posted = posted &- 1
+                    consumed &+= 1
+                    guard length >= 14, length <= maxLength, status & AdvancedRxWriteBack.frameErrors == 0,
+                          Int(b) < nblCount, !nbls[Int(b)].isEmpty else {
+                        r.pointee.counters.badWriteBacks &+= 1
+                        pushFree(r, b)
+                        continue
+                    }
+                    var one = NetBufferListChain()
+                    swap(&one, &nbls[Int(b)])
+                    let nbl = one.first!
+                    nbl.setReceivedLength(length)
+                    // Safety: segment 0 is buffer b, which holds `length` ≥ 14 bytes of this frame.
+                    let frame = nbl.unsafeFirstSegmentAddress!
+                    var info = Self.receiveInfo(d, first, status: status)
+                    var type = UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+                    if type == 0x8100 { type = length >= 18 ? UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) : 0 }
+                    info.frameType = type
+                    nbl.info = info
+                    r.pointee.counters.frames &+= 1
+                    r.pointee.counters.bytes &+= UInt64(length)
+                    let b0 = frame.load(as: UInt8.self)
+                    if b0 & 1 != 0 {
+                        if b0 == 0xFF && frame.loadUnaligned(fromByteOffset: 1, as: UInt16.self) == 0xFFFF {
+                            r.pointee.counters.broadcast &+= 1
+                        } else {
+                            r.pointee.counters.multicast &+= 1
+                        }
+                    }
+                    chain.append(one)
+                    indicatedBuffers &+= 1
+                    frames &+= 1
+                    continue
+                }
+            }
             // Find the frame's last descriptor; stop if the device has not finished writing it.
             var n = 0
             var s = first
@@ -407,7 +505,10 @@ extension IGBMiniport {
             recycleDescriptors(r, first: first, count: n)
             return 0
         }
-        let one = pool.allocate(count: 1)
+        // The NBL bound to the first descriptor's buffer carries the frame.
+        let b0 = Int(slotBuffer[first])
+        var one = NetBufferListChain()
+        if b0 < r.pointee.nblCount, let table = r.pointee.nbls { swap(&one, &table[b0]) }
         guard let nbl = one.first else {
             r.pointee.counters.noNetBufferList &+= 1
             recycleDescriptors(r, first: first, count: n)
@@ -418,11 +519,13 @@ extension IGBMiniport {
         var segments = 0
         var carried = 0
         var firstByte: UnsafeMutableRawPointer?
+        var firstLength = 0
         if headerLength > 0 {
             let b = slotBuffer[first]
             let offset = Int(b) &* r.pointee.headerStride
             let address = r.pointee.headers! + offset
             firstByte = address
+            firstLength = headerLength
             // If descriptor 0's packet buffer carries data, that segment recycles buffer b.
             let shared = Self.length(d, first) > 0 ? IGBCookie.noRecycle : 0
             nbl.setLayout(segment0: BufferSegment(address: address, iova: r.pointee.headerIOVA![Int(b)],
@@ -451,6 +554,7 @@ extension IGBMiniport {
                                         sharedMemoryOffset: UInt32(offset), cookie: IGBCookie.make(slot: ringSlot, buffer: b))
             if segments == 0 {
                 firstByte = address
+                firstLength = len
                 nbl.setLayout(segment0: segment, dataOffset: 0, dataLength: total, sharedMemoryInfoValid: true)
             } else {
                 nbl.appendSegment(segment)
@@ -458,10 +562,19 @@ extension IGBMiniport {
             segments &+= 1
             carried &+= 1
         }
-        nbl.info = Self.receiveInfo(d, last, status: lastStatus)
+        var info = Self.receiveInfo(d, last, status: lastStatus)
         r.pointee.counters.frames &+= 1
         r.pointee.counters.bytes &+= UInt64(total)
         if let firstByte {
+            // NetBufferListFrameType while the header is in cache (NDIS reads it from the frame otherwise).
+            if firstLength >= 14 {
+                // Safety: the first segment holds at least 14 bytes (checked).
+                var type = UInt16(bigEndian: firstByte.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+                if type == 0x8100 {
+                    type = firstLength >= 18 ? UInt16(bigEndian: firstByte.loadUnaligned(fromByteOffset: 16, as: UInt16.self)) : 0
+                }
+                info.frameType = type
+            }
             // Safety: the first segment holds at least one byte (total ≥ 14).
             let b0 = firstByte.load(as: UInt8.self)
             if b0 & 1 != 0 {
@@ -472,6 +585,7 @@ extension IGBMiniport {
                 }
             }
         }
+        nbl.info = info
         chain.append(one)
         return carried
     }
@@ -560,41 +674,74 @@ extension IGBMiniport {
     }
 
     /// Takes back NBLs we indicated: every buffer named by a segment cookie goes to its ring's free
-    /// stack, every NBL to its ring's pool.
+    /// stack, every NBL back into its ring's table (bound to the buffer its segment 0 names).
     /// - Returns: the ring slots that got buffers back (a bit per slot).
     @discardableResult
     func recycle(_ chain: consuming NetBufferListChain) -> UInt16 {
         var touched: UInt16 = 0
         let rings = rx
-        chain.forEach { nbl in
+        var chain = chain
+        var strays = NetBufferListChain()
+        while !chain.isEmpty {
+            let one = chain.popFirst()
+            let nbl = one.first!
             let n = nbl.segmentCount
-            var i = 0
-            while i < n {
-                let cookie = nbl.segment(i).cookie
-                i &+= 1
-                if cookie & IGBCookie.noRecycle != 0 { continue }
+            if n == 1 {
+                // One buffer, bound to this NBL (the receive fast path's frames): buffer to the free
+                // stack, NBL into its table entry.
+                let cookie = nbl.segment(0).cookie
                 let slot = Int(cookie >> 24)
-                let b = cookie & IGBCookie.indexMask
-                guard slot < Self.ringSlots else { continue }
-                let r = rings + slot
-                guard r.pointee.freeStack != nil, Int(b) < r.pointee.bufferCount,
-                      r.pointee.freeCount < r.pointee.bufferCount else { continue }
-                pushFree(r, b)
-                r.pointee.held &-= 1
-                touched |= 1 << UInt16(slot)
+                let b = Int(cookie & IGBCookie.indexMask)
+                if cookie & IGBCookie.noRecycle == 0, slot < Self.ringSlots {
+                    let r = rings + slot
+                    let freeCount = r.pointee.freeCount
+                    if let free = r.pointee.freeStack, let table = r.pointee.nbls, b < r.pointee.bufferCount,
+                       freeCount < r.pointee.bufferCount, table[b].isEmpty,
+                       let pool = r.pointee.pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
+                        free[freeCount] = UInt32(b)
+                        r.pointee.freeCount = freeCount &+ 1
+                        r.pointee.held &-= 1
+                        touched |= 1 << UInt16(slot)
+                        table[b] = one
+                        continue
+                    }
+                }
             }
-        }
-        var remaining = chain
-        var m = touched
-        while m != 0, !remaining.isEmpty {
-            let slot = m.trailingZeroBitCount
-            m &= m &- 1
-            if let p = rx[slot].pool {
-                remaining = p.takeUnretainedValue().free(remaining)
+            guard n > 0 else { strays.append(one); continue }
+            // Segment 0 names the buffer this NBL is bound to (and, unless marked, a buffer to free).
+            let cookie = nbl.segment(0).cookie
+            var i = 1
+            while true {
+                let c = i == 1 ? cookie : nbl.segment(i - 1).cookie
+                if c & IGBCookie.noRecycle == 0 {
+                    let slot = Int(c >> 24)
+                    let b = c & IGBCookie.indexMask
+                    if slot < Self.ringSlots {
+                        let r = rings + slot
+                        if r.pointee.freeStack != nil, Int(b) < r.pointee.bufferCount, r.pointee.freeCount < r.pointee.bufferCount {
+                            pushFree(r, b)
+                            r.pointee.held &-= 1
+                            touched |= 1 << UInt16(slot)
+                        }
+                    }
+                }
+                if i == n { break }
+                i &+= 1
             }
+            // Back into the table entry of the buffer segment 0 names, if this NBL is the one bound there.
+            let slot = Int(cookie >> 24)
+            let b = Int(cookie & IGBCookie.indexMask)
+            if slot < Self.ringSlots, let table = rings[slot].nbls, b < rings[slot].nblCount, table[b].isEmpty,
+               let pool = rings[slot].pool, pool._withUnsafeGuaranteedRef({ $0.holds(nbl, at: b) }) {
+                table[b] = one
+                continue
+            }
+            strays.append(one)
         }
-        if !remaining.isEmpty {
-            // Not ours (every pool refused it): keep it out of circulation.
+        if !strays.isEmpty {
+            // A ring already torn down (its NBLs go back to the pool), or not ours at all (kept out
+            // of circulation).
+            var remaining = strays
             for p in pools {
                 guard let p, !remaining.isEmpty else { continue }
                 remaining = p.free(remaining)

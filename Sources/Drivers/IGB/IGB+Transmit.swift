@@ -141,7 +141,7 @@ extension IGBMiniport {
         var handled = reapTransmit()
         guard running, !txBacklog.isEmpty else { return handled }
         var rejected = NetBufferListChain()
-        var posted = 0
+        var posted = postSimpleFrames()
         while let nbl = txBacklog.first {
             let plan = planTransmit(nbl)
             if plan.descriptors == 0 {
@@ -155,6 +155,7 @@ extension IGBMiniport {
                 if tx.free < plan.descriptors { break }
             }
             postTransmit(nbl, plan)
+            nbl.status = .success
             txInFlight.append(txBacklog.popFirst())
             posted &+= 1
         }
@@ -177,6 +178,61 @@ extension IGBMiniport {
         }
         if !rejected.isEmpty { handle.sendComplete(rejected) }
         return handled
+    }
+
+    /// The fast path: posts leading backlog NBLs that are one segment the device can reach, with no
+    /// VLAN tag to insert and no checksum to offload (one data descriptor each), and moves them to
+    /// `txInFlight` at once. Stops at the first NBL that needs `planTransmit` or finds no descriptor.
+    /// - Returns: NBLs posted.
+    @inline(__always)
+    func postSimpleFrames() -> Int {
+        let t = hot.tx
+        guard let d = t.pointee.descriptors, let records = t.pointee.records else { return 0 }
+        let mask = t.pointee.mask
+        let maxFrame = configuration.maxFrameSize
+        let reportInterval = configuration.transmitReportInterval
+        let command = AdvancedTxData.DTYP_DATA | AdvancedTxData.DEXT | AdvancedTxData.IFCS | AdvancedTxData.EOP
+        var slot = t.pointee.nextToUse
+        var free = t.pointee.free
+        var sinceReport = t.pointee.sinceReport
+        var recordTail = (t.pointee.recordHead &+ t.pointee.recordCount) & mask
+        var bytes = 0
+        let n = txBacklog.forEachPrefix { nbl in
+            guard free > 0, nbl.segmentCount == 1 else { return false }
+            let info = nbl.info
+            guard !info.vlanPresent, info.checksum.rawValue & 0x0700 == 0 else { return false }
+            let segment = nbl.segment(0)
+            let offset = nbl.dataOffset
+            let length = nbl.dataLength
+            guard length >= 14, length <= maxFrame, segment.iova != 0, segment.address != nil,
+                  offset &+ length <= Int(segment.length) else { return false }
+            var cmd = command | UInt32(length)
+            sinceReport &+= 1
+            var record = UInt32(slot) | 1 << 16
+            if sinceReport >= reportInterval {
+                cmd |= AdvancedTxData.RS
+                record |= IGBTransmitRing.recordRS
+                sinceReport = 0
+            }
+            writeData(d, slot, address: segment.iova &+ UInt64(offset), command: cmd,
+                      olinfo: (UInt32(length) << AdvancedTxData.PAYLEN_SHIFT).littleEndian)
+            records[recordTail] = record
+            recordTail = (recordTail &+ 1) & mask
+            slot = (slot &+ 1) & mask
+            free &-= 1
+            bytes &+= length
+            nbl.status = .success
+            return true
+        }
+        guard n > 0 else { return 0 }
+        t.pointee.nextToUse = slot
+        t.pointee.free = free
+        t.pointee.sinceReport = sinceReport
+        t.pointee.recordCount &+= n
+        t.pointee.counters.frames &+= UInt64(n)
+        t.pointee.counters.bytes &+= UInt64(bytes)
+        txBacklog.moveFirst(n, to: &txInFlight)
+        return n
     }
 
     /// Decides descriptors, offloads and bounce for one NBL. Seeds the checksum fields the device
@@ -397,36 +453,36 @@ extension IGBMiniport {
     /// - Returns: packets completed.
     @discardableResult
     func reapTransmit() -> Int {
-        guard let d = tx.descriptors, let records = tx.records else { return 0 }
+        let t = hot.tx
+        guard let d = t.pointee.descriptors, let records = t.pointee.records else { return 0 }
         var done = NetBufferListChain()
         var n = 0
-        let mask = tx.mask
-        while tx.recordCount > 0 {
+        let mask = t.pointee.mask
+        while t.pointee.recordCount > 0 {
+            // The oldest packet that asked for status: its DD says everything before it is done too.
             var k = 0
-            var idx = tx.recordHead
-            while k < tx.recordCount && records[idx] & IGBTransmitRing.recordRS == 0 {
+            var idx = t.pointee.recordHead
+            let pending = t.pointee.recordCount
+            while k < pending && records[idx] & IGBTransmitRing.recordRS == 0 {
                 k &+= 1
                 idx = (idx &+ 1) & mask
             }
-            if k == tx.recordCount { break }
+            if k == pending { break }
             let eop = Int(records[idx] & 0xFFFF)
             // Safety: `eop` < count: inside the ring.
             let status = UInt32(littleEndian: d.load(fromByteOffset: eop &* AdvancedTxData.size &+ AdvancedTxData.olinfoStatusOffset, as: UInt32.self))
             if status & AdvancedTxData.DD == 0 { break }
             atomicMemoryFence(ordering: .acquiring)
-            for _ in 0...k {
-                let record = records[tx.recordHead]
-                tx.free &+= Int((record >> 16) & 0xFF)
-                tx.recordHead = (tx.recordHead &+ 1) & mask
-                tx.recordCount &-= 1
-                let one = txInFlight.popFirst()
-                one.first?.status = .success
-                done.append(one)
-                n &+= 1
-            }
+            // Packets recordHead…idx are done; the descriptors still in flight are those after eop.
+            let completed = k &+ 1
+            t.pointee.recordHead = (idx &+ 1) & mask
+            t.pointee.recordCount &-= completed
+            t.pointee.free = t.pointee.count &- 1 &- ((t.pointee.nextToUse &- (eop &+ 1)) & mask)
+            txInFlight.moveFirst(completed, to: &done)
+            n &+= completed
         }
         if n > 0 {
-            tx.counters.completed &+= UInt64(n)
+            t.pointee.counters.completed &+= UInt64(n)
             handle.sendComplete(done)
         }
         return n

@@ -16,30 +16,70 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     /// The PCI function the miniport drives.
     public let function: F
     public let configuration: IGBConfiguration
-    let regs: F.Registers
-    /// The NDIS handle, valid from `initialize` until `halt` returns.
-    var handle: MiniportHandle!
+    /// BAR0 access, kept out of line so that every other stored property has a fixed offset: the
+    /// class layout then does not depend on `F`, and the datapath (which runs unspecialised when
+    /// NDIS calls it through `any MiniportDriver`) reads its fields at constant offsets.
+    let registerBox: UnsafeMutablePointer<F.Registers>
+    var regs: F.Registers {
+        @inline(__always) get { registerBox.pointee }
+    }
 
     // MARK: Datapath state (no classes, arrays or existentials touched per packet)
+    //
+    // Mutable datapath state lives in memory the miniport owns and is reached through addressors:
+    // a class's stored `var` costs a dynamic exclusivity check (swift_beginAccess) on every access,
+    // which on the hot path came to more than the work itself.
+
+    let hot: IGBHotState
+    /// The NDIS handle, valid from `initialize` until `halt` returns.
+    var handle: MiniportHandle! {
+        @inline(__always) unsafeAddress { UnsafePointer(hot.handle) }
+        @inline(__always) unsafeMutableAddress { hot.handle }
+    }
 
     /// Receive rings by ring slot: slots 0–7 are pools 0–7 (default queue and VMQ queues), slots
     /// 9–15 are the RSS rings of hardware queues 1–7.
     let rx: UnsafeMutablePointer<IGBReceiveRing>
-    static var ringSlots: Int { 16 }
+    @inline(__always) static var ringSlots: Int { 16 }
     /// Slots whose rings are polled.
-    var activeSlots: UInt16 = 0
-    var tx = IGBTransmitRing()
+    var activeSlots: UInt16 {
+        @inline(__always) unsafeAddress { UnsafePointer(hot.activeSlots) }
+        @inline(__always) unsafeMutableAddress { hot.activeSlots }
+    }
+    var tx: IGBTransmitRing {
+        @inline(__always) unsafeAddress { UnsafePointer(hot.tx) }
+        @inline(__always) unsafeMutableAddress { hot.tx }
+    }
     /// NBLs posted to the transmit ring, in ring order.
-    var txInFlight = NetBufferListChain()
+    var txInFlight: NetBufferListChain {
+        @inline(__always) unsafeAddress { UnsafePointer(chains) }
+        @inline(__always) unsafeMutableAddress { chains }
+    }
     /// NBLs waiting for free transmit descriptors.
-    var txBacklog = NetBufferListChain()
+    var txBacklog: NetBufferListChain {
+        @inline(__always) unsafeAddress { UnsafePointer(chains + 1) }
+        @inline(__always) unsafeMutableAddress { chains + 1 }
+    }
     /// NBLs returned to us that belong to no pool of ours (a bug above us); kept, never reused.
-    var quarantine = NetBufferListChain()
+    var quarantine: NetBufferListChain {
+        @inline(__always) unsafeAddress { UnsafePointer(chains + 2) }
+        @inline(__always) unsafeMutableAddress { chains + 2 }
+    }
+    let chains: UnsafeMutablePointer<NetBufferListChain>
     /// Between restart and pause.
-    var running = false
+    var running: Bool {
+        @inline(__always) unsafeAddress { UnsafePointer(hot.running) }
+        @inline(__always) unsafeMutableAddress { hot.running }
+    }
     /// Set once the device is gone: no register is touched after that.
-    var removed = false
-    var pollsSinceWatchdog = 0
+    var removed: Bool {
+        @inline(__always) unsafeAddress { UnsafePointer(hot.removed) }
+        @inline(__always) unsafeMutableAddress { hot.removed }
+    }
+    var pollsSinceWatchdog: Int {
+        @inline(__always) unsafeAddress { UnsafePointer(hot.pollsSinceWatchdog) }
+        @inline(__always) unsafeMutableAddress { hot.pollsSinceWatchdog }
+    }
 
     // MARK: Control state
 
@@ -76,7 +116,12 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
         }
         self.function = function
         self.configuration = configuration
-        self.regs = try function.registers(bar: 0)
+        let registers = try function.registers(bar: 0)
+        registerBox = .allocate(capacity: 1)
+        registerBox.initialize(to: registers)
+        hot = IGBHotState()
+        chains = .allocate(capacity: 3)
+        for i in 0..<3 { (chains + i).initialize(to: NetBufferListChain()) }
         rx = .allocate(capacity: Self.ringSlots)
         rx.initialize(repeating: IGBReceiveRing(), count: Self.ringSlots)
         for slot in 0..<Self.ringSlots { rx[slot].slot = slot }
@@ -87,6 +132,11 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
         tx.releaseTables()
         rx.deinitialize(count: Self.ringSlots)
         rx.deallocate()
+        chains.deinitialize(count: 3)
+        chains.deallocate()
+        hot.release()
+        registerBox.deinitialize(count: 1)
+        registerBox.deallocate()
     }
 
     /// The device's name for messages.
@@ -277,6 +327,31 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     static func describe(_ id: PCIIdentity) -> String {
         let name = IGBDeviceID.supported.first { $0.id == id.deviceID }?.name ?? "unknown"
         return "Intel \(name) (\(String(id.vendorID, radix: 16)):\(String(id.deviceID, radix: 16)))"
+    }
+}
+
+/// The miniport's mutable datapath state, one cell each in memory the miniport owns (see
+/// `IGBMiniport.hot`); the miniport's addressors read and write them with plain loads and stores.
+struct IGBHotState {
+    let handle = Self.cell(MiniportHandle?.none)
+    let activeSlots = Self.cell(UInt16(0))
+    let tx = Self.cell(IGBTransmitRing())
+    let running = Self.cell(false)
+    let removed = Self.cell(false)
+    let pollsSinceWatchdog = Self.cell(0)
+
+    static func cell<T>(_ value: T) -> UnsafeMutablePointer<T> {
+        let p = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        p.initialize(to: value)
+        return p
+    }
+
+    func release() {
+        for p in [UnsafeMutableRawPointer(handle), UnsafeMutableRawPointer(activeSlots), UnsafeMutableRawPointer(tx),
+                  UnsafeMutableRawPointer(running), UnsafeMutableRawPointer(removed), UnsafeMutableRawPointer(pollsSinceWatchdog)] {
+            // Safety: every cell holds a trivial value (pointers, integers, flags); nothing to deinitialize.
+            p.deallocate()
+        }
     }
 }
 

@@ -529,7 +529,7 @@ extension IGBModel {
             d.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 12, as: UInt32.self)
             atomicFenceRelease()
             d.storeBytes(of: (RxStatus.DD | RxStatus.EOP).littleEndian, toByteOffset: 8, as: UInt32.self)
-            head = (head + 1) % ringSize
+            head = head + 1 == ringSize ? 0 : head + 1
             free -= 1
             delivered += 1
         }

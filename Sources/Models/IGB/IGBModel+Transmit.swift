@@ -35,7 +35,7 @@ extension IGBModel {
                 let cmd = UInt32(littleEndian: d.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
                 let isContext = cmd & TxDesc.DCMD_DEXT != 0 && cmd & TxDesc.DTYP_MASK == TxDesc.DTYP_CONTEXT
                 if !isContext && cmd & TxDesc.DCMD_EOP != 0 { eop = scan; break }
-                scan = (scan + 1) % ringSize
+                scan = scan + 1 == ringSize ? 0 : scan + 1
             }
             if eop < 0 {
                 // Only context descriptors (or a packet without EOP yet): consume leading contexts.
@@ -81,13 +81,13 @@ extension IGBModel {
                     }
                 }
                 if cmd & TxDesc.DCMD_RS != 0 {
-                    writeBackTransmit(queue: q, descriptor: base &+ UInt64(i * 16), headAfter: (i + 1) % ringSize)
+                    writeBackTransmit(queue: q, descriptor: base &+ UInt64(i * 16), headAfter: i + 1 == ringSize ? 0 : i + 1)
                     wroteBack = true
                 }
                 if i == eop { break }
-                i = (i + 1) % ringSize
+                i = i + 1 == ringSize ? 0 : i + 1
             }
-            head = (eop + 1) % ringSize
+            head = eop + 1 == ringSize ? 0 : eop + 1
             setReg(Reg.txq(q, Reg.TDH), UInt32(head))
             if bad || overflow || length == 0 || (!legacy && firstCmd & TxDesc.DCMD_TSE != 0) {
                 // Unknown DTYP, packets beyond the wire's maximum and TSO are not modelled: dropped, counted.

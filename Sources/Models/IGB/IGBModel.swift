@@ -163,7 +163,13 @@ public final class IGBModel: @unchecked Sendable {
     // MARK: wire
     let fifo: FrameFIFO
     var headCountedAsBlocked = false
-    public internal(set) var wireCounters = WireCounters()
+    /// Kept out of line: the transmit path counts every frame, and a class's stored `var` costs a
+    /// dynamic exclusivity check per access.
+    public internal(set) var wireCounters: WireCounters {
+        @inline(__always) unsafeAddress { UnsafePointer(wireCounterCell) }
+        @inline(__always) unsafeMutableAddress { wireCounterCell }
+    }
+    let wireCounterCell: UnsafeMutablePointer<WireCounters>
     var transmitted: [[UInt8]] = []
     unowned(unsafe) var peer: IGBModel? = nil
 
@@ -193,13 +199,22 @@ public final class IGBModel: @unchecked Sendable {
     var wallOrigin: UInt64 = 0
     var modelOrigin: UInt64 = 0
 
-    public init(configuration: Configuration = Configuration()) throws {
+    /// Makes a model.
+    /// - Parameters:
+    ///   - configuration: how the model is built.
+    ///   - iommu: an IOMMU to share with other models (one DMA space for several functions, as
+    ///     functions in one VFIO container share one): memory one model's driver allocates is then
+    ///     reachable by the others, so a forwarder can send received buffers without copying.
+    ///     Nil makes the model its own IOMMU with `configuration.iommuGranularity`.
+    public init(configuration: Configuration = Configuration(), iommu: ModelIOMMU? = nil) throws {
         guard configuration.permanentAddress.count == 6 else {
             throw IGBModelError.badMACAddress(count: configuration.permanentAddress.count)
         }
         self.configuration = configuration
         self.deviations = configuration.deviations
-        self.iommu = ModelIOMMU(granularity: configuration.iommuGranularity)
+        self.iommu = iommu ?? ModelIOMMU(granularity: configuration.iommuGranularity)
+        wireCounterCell = .allocate(capacity: 1)
+        wireCounterCell.initialize(to: WireCounters())
         regs = .allocate(capacity: Reg.barSize / 4)
         regs.initialize(repeating: 0, count: Reg.barSize / 4)
         kinds = .allocate(capacity: Reg.barSize / 4)
@@ -225,6 +240,7 @@ public final class IGBModel: @unchecked Sendable {
         txScratch.deallocate()
         txContext.deallocate()
         benchmarkFrame?.deallocate()
+        wireCounterCell.deallocate()
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
@@ -232,6 +248,11 @@ public final class IGBModel: @unchecked Sendable {
     /// Makes a model and returns its PCI function, which keeps the model alive.
     public static func makeFunction(configuration: Configuration = Configuration()) throws -> IGBModelFunction {
         IGBModelFunction(model: try IGBModel(configuration: configuration))
+    }
+
+    /// Makes a model that shares `other`'s IOMMU (one DMA space) and returns its PCI function.
+    public static func makeFunction(configuration: Configuration = Configuration(), sharingIOMMUWith other: IGBModelFunction) throws -> IGBModelFunction {
+        IGBModelFunction(model: try IGBModel(configuration: configuration, iommu: other.model.iommu))
     }
 
     // MARK: locking (free-running mode only)

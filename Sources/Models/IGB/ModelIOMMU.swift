@@ -108,6 +108,7 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
     private var mappingCount = 0
     private var mappingCapacity = 16
     private var lastHit = 0
+    private var previousHit = 0
     private var regions: [UInt32: (base: UnsafeMutableRawPointer, length: Int)] = [:]
     private var nextRegionID: UInt32 = 1
     // IOVAs start far away from any user-space address and skip a guard gap between allocations.
@@ -169,6 +170,7 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
         }
         mappingCount = w
         lastHit = 0
+        previousHit = 0
         free(r.base)
     }
 
@@ -203,9 +205,17 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
             faults.append(DMAFault(kind: .injected, iova: iova, length: length, isWrite: isWrite, activity: activity))
             return nil
         }
+        // Two most recent mappings first: a ring and its buffers alternate (fetch, copy, write-back).
         if lastHit < mappingCount {
             let m = mappings[lastHit]
             if iova >= m.iova, iova &- m.iova <= UInt64(m.length), UInt64(length) <= UInt64(m.length) &- (iova &- m.iova) {
+                return m.host + Int(iova &- m.iova)
+            }
+        }
+        if previousHit < mappingCount {
+            let m = mappings[previousHit]
+            if iova >= m.iova, iova &- m.iova <= UInt64(m.length), UInt64(length) <= UInt64(m.length) &- (iova &- m.iova) {
+                swap(&lastHit, &previousHit)
                 return m.host + Int(iova &- m.iova)
             }
         }
@@ -219,6 +229,7 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
             let m = mappings[lo - 1]
             let off = iova &- m.iova
             if off <= UInt64(m.length), UInt64(length) <= UInt64(m.length) &- off {
+                previousHit = lastHit
                 lastHit = lo - 1
                 return m.host + Int(off)
             }

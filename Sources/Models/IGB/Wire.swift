@@ -140,8 +140,11 @@ extension IGBModel {
     /// Puts a finished frame on the wire.
     func emit(_ p: UnsafeRawPointer, _ length: Int) {
         wireCounters.transmitted += 1
-        if let other = peer {
-            other.acceptFromWire(UnsafeRawBufferPointer(start: p, count: length))
+        if peer != nil {
+            // Safety: a connected peer outlives the connection (deinit disconnects); no reference is taken per frame.
+            Unmanaged.passUnretained(peer!)._withUnsafeGuaranteedRef {
+                $0.acceptFromWire(UnsafeRawBufferPointer(start: p, count: length))
+            }
         } else if configuration.keepTransmittedFrames {
             transmitted.append(Array(UnsafeRawBufferPointer(start: p, count: length)))
         }
