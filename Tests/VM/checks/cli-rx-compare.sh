@@ -39,7 +39,9 @@ python3 "$vm/afpacket_rx.py" --interface "$iface" --expect "$count" --idle 3 --d
 ip link set "$iface" down
 "$bind" --force "$dev" || fail "miniport-bind $dev (back to vfio-pci) failed"
 
-# (a) miniport's IGB miniport through vfio
+# (a) miniport's IGB miniport through vfio: the same COUNT frames to `miniport capture`, then
+# `miniport bench --device` receiving for 3 s while the host keeps the NIC busy.
 "$bin" capture --device "$dev" --count "$count" --write "$out/miniport.pcapng" --json \
     --ready "$out/miniport-ready" > "$out/miniport.json" || fail "miniport capture failed"
-cat "$out/kernel.json" "$out/miniport.json"
+"$bin" bench --device "$dev" --mode receive --seconds 3 --json > "$out/bench.json" || fail "miniport bench --device failed"
+cat "$out/kernel.json" "$out/miniport.json" "$out/bench.json"

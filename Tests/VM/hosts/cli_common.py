@@ -10,6 +10,7 @@ import os
 import shutil
 import struct
 import subprocess
+import time
 
 import traffic
 from testbed import Failure
@@ -44,6 +45,35 @@ def wait_file(ctx, name, timeout=60.0):
     if hit != path:
         raise Failure(f"the guest command exited before it wrote {name} (see guest.log)")
     ctx.log(f"guest wrote {name}")
+
+
+def nonempty(ctx, name):
+    try:
+        return os.path.getsize(os.path.join(ctx.out, name)) > 0
+    except OSError:
+        return False
+
+
+def wait_nonempty(ctx, name, timeout=60.0):
+    """Waits until the guest has written something to `name` (a command's redirected stdout)."""
+    deadline = time.monotonic() + timeout
+    while not nonempty(ctx, name):
+        if exited(ctx) and not nonempty(ctx, name):
+            raise Failure(f"the guest command exited without writing {name} (see guest.log)")
+        if time.monotonic() > deadline:
+            raise Failure(f"the guest wrote nothing to {name} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def guest_json_object(ctx, name):
+    """The guest's file `name` holding one (multi-line) JSON object."""
+    try:
+        with open(os.path.join(ctx.out, name)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise Failure(f"the guest wrote no {name}") from None
+    except ValueError as e:
+        raise Failure(f"the guest's {name} is not JSON: {e}") from None
 
 
 def guest_json(ctx, name):
