@@ -9,13 +9,14 @@
 # out of igb-a's hub rather than into it keeps the forwarded frames from coming back to the
 # forwarder's input (on the hub every frame reaches every other port). Both commands write their
 # JSON to OUT; the host checks the frames on "link", the capture file, and both JSON results.
+# --seconds bounds both, should the host's frames never come.
 set -u
 bin=$1 out=$2 in=$3 to=$4 far=$5 count=$6
 
-"$bin" capture --device "$far" --count "$count" --write "$out/far.pcapng" --json --ready "$out/far-ready" \
+"$bin" capture --device "$far" --count "$count" --seconds 90 --write "$out/far.pcapng" --json --ready "$out/far-ready" \
     > "$out/far.json" 2> "$out/far.err" &
 cap=$!
-"$bin" forward --device "$in" --to "$to" --count "$count" --json --ready "$out/ready" > "$out/forward.json"
+"$bin" forward --device "$in" --to "$to" --count "$count" --seconds 90 --json --ready "$out/ready" > "$out/forward.json"
 fwd=$?
 wait "$cap"
 capst=$?

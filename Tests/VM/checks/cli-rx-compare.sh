@@ -41,7 +41,7 @@ ip link set "$iface" down
 
 # (a) miniport's IGB miniport through vfio: the same COUNT frames to `miniport capture`, then
 # `miniport bench --device` receiving for 3 s while the host keeps the NIC busy.
-"$bin" capture --device "$dev" --count "$count" --write "$out/miniport.pcapng" --json \
+"$bin" capture --device "$dev" --count "$count" --seconds 60 --write "$out/miniport.pcapng" --json \
     --ready "$out/miniport-ready" > "$out/miniport.json" || fail "miniport capture failed"
 "$bin" bench --device "$dev" --mode receive --seconds 3 --json > "$out/bench.json" || fail "miniport bench --device failed"
 cat "$out/kernel.json" "$out/miniport.json" "$out/bench.json"

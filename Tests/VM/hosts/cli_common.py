@@ -65,33 +65,47 @@ def wait_nonempty(ctx, name, timeout=60.0):
         time.sleep(0.05)
 
 
-def guest_json_object(ctx, name):
-    """The guest's file `name` holding one (multi-line) JSON object."""
-    try:
-        with open(os.path.join(ctx.out, name)) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise Failure(f"the guest wrote no {name}") from None
-    except ValueError as e:
-        raise Failure(f"the guest's {name} is not JSON: {e}") from None
+def guest_json_object(ctx, name, settle=5.0):
+    """The guest's file `name` holding one (multi-line) JSON object (read again while incomplete)."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            with open(os.path.join(ctx.out, name)) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            problem = f"the guest wrote no {name}"
+        except ValueError as e:
+            problem = f"the guest's {name} is not JSON: {e}"
+        if time.monotonic() > deadline:
+            raise Failure(problem)
+        time.sleep(0.1)
 
 
-def guest_json(ctx, name):
-    """The guest's JSON file `name` (a command's --json output redirected there)."""
+def guest_json(ctx, name, settle=5.0):
+    """The guest's JSON file `name` (a command's --json output redirected there): its last line.
+
+    The file can be seen while the guest is still writing it (created empty, then written), so
+    an empty or unparsable file is read again for up to `settle` seconds before it counts as broken.
+    """
     path = os.path.join(ctx.out, name)
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise Failure(f"the guest wrote no {name}") from None
-    # The JSON is the command's last stdout line; anything before it is not ours to parse.
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        raise Failure(f"the guest's {name} is empty (the command printed nothing: see guest.log)")
-    try:
-        return json.loads(lines[-1])
-    except ValueError as e:
-        raise Failure(f"the guest's {name} is not JSON ({e}): {lines[-1][:200]}") from None
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = None
+        lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+        try:
+            if lines:
+                return json.loads(lines[-1])
+            problem = f"the guest wrote no {name}" if text is None else \
+                f"the guest's {name} is empty (the command printed nothing: see guest.log)"
+        except ValueError as e:
+            problem = f"the guest's {name} is not JSON ({e}): {lines[-1][:200]}"
+        if time.monotonic() > deadline:
+            raise Failure(problem)
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------------
