@@ -32,7 +32,7 @@ let package = Package(
         ),
         .target(name: "PCI", dependencies: ["CLibPCI", "DeviceAccess"]),
         .target(name: "VFIO", dependencies: ["CShim", "PCI", "DeviceAccess"]),
-        .target(name: "NDIS", dependencies: ["DeviceAccess"]),
+        .target(name: "NDIS", dependencies: ["DeviceAccess", "CShim"]),
         .target(name: "IGBModel", dependencies: ["DeviceAccess"], path: "Sources/Models/IGB"),
         .target(name: "IGB", dependencies: ["NDIS", "DeviceAccess"], path: "Sources/Drivers/IGB"),
         .target(name: "Protocols", dependencies: ["NDIS"]),

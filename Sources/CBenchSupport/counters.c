@@ -5,6 +5,7 @@
  * glibc's own implementation (__libc_malloc and friends), so all memory still comes from one
  * allocator and a free always matches its allocation. Counting is one relaxed atomic add. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include "cbench.h"
 #include <dlfcn.h>
 #include <elf.h>
@@ -224,7 +225,18 @@ static retain_fn *find_retain_adapter_slot(void) {
     return slot;
 }
 
+/* Two threads installing at once would see each other's swapped slot and fail the check: serialise. */
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static int install_retain_hooks_locked(void);
+
 int miniport_bench_install_retain_hooks(void) {
+    pthread_mutex_lock(&install_lock);
+    int ok = install_retain_hooks_locked();
+    pthread_mutex_unlock(&install_lock);
+    return ok;
+}
+
+static int install_retain_hooks_locked(void) {
     if (hooks_installed) return 1;
     if (&_swift_retain == NULL || &_swift_release == NULL || &_swift_retain_n == NULL ||
         &_swift_release_n == NULL || &_swift_allocObject == NULL ||

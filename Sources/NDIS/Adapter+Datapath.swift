@@ -7,14 +7,14 @@ extension Adapter {
         let fp = fast
         guard fp.pointee.delivering else {
             // NDIS: a paused adapter indicates nothing; give the buffers straight back.
-            frameworkDrops &+= UInt64(chain.count)
+            countDrops(chain.count)
             miniport.returnNetBufferLists(chain, flags: [])
             return
         }
         if !queue.isDefault {
             guard let q = queues[queue.rawValue], q.state == .running else {
                 // A queue with no filter (Paused) or a stopping queue discards its frames.
-                frameworkDrops &+= UInt64(chain.count)
+                countDrops(chain.count)
                 miniport.returnNetBufferLists(chain, flags: .singleQueue)
                 return
             }
@@ -33,7 +33,8 @@ extension Adapter {
             nbl.pointee.owner = .indicated
             Adapter.countSegments(nbl, handles, 1)
         }
-        fp.pointee.totalOutstanding &+= chain.count
+        let n = chain.count
+        withUnsafeMutablePointer(to: &fp.pointee.totalOutstanding) { Adapter.addShared($0, n, fp.pointee.concurrent) }
         if queue.isDefault && fp.pointee.softwareFiltering {
             // Filters the hardware cannot do run here, on the default queue's frames.
             for filter in softwareFilters {
@@ -79,10 +80,11 @@ extension Adapter {
         let count = chain.count
         let flags = flags.union(.singleQueue)
         let fp = fast
-        outstandingByQueue[Int(queue.rawValue)] &+= count
+        let concurrent = fp.pointee.concurrent
+        Adapter.addShared(outstandingByQueue + Int(queue.rawValue), count, concurrent)
         if let sole = fp.pointee.soleReceiver, !fp.pointee.hasVirtualConnections {
             // One binding takes every frame: the chain moves to it whole, with no per-binding work.
-            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(count)
+            Adapter.addShared(indicatedByQueue + Int(queue.rawValue), UInt64(count), concurrent)
             var pending = chain
             sole._withUnsafeGuaranteedRef { b in
                 var mine = NetBufferListChain()
@@ -94,7 +96,7 @@ extension Adapter {
         if let vc = vcForQueue[queue.rawValue], let conn = vcs[vc.rawValue] {
             // A VC stands for this queue: indicate per connection.
             chain.forEach { $0.storage.pointee.source = conn.sourceHandle }
-            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(count)
+            Adapter.addShared(indicatedByQueue + Int(queue.rawValue), UInt64(count), concurrent)
             conn.binding.protocolDriver.coReceiveNetBufferLists(chain, vc: conn, count: count, flags: flags)
             return
         }
@@ -114,12 +116,12 @@ extension Adapter {
             }
             if mine.isEmpty { continue }
             let n = mine.count
-            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(n)
+            Adapter.addShared(indicatedByQueue + Int(queue.rawValue), UInt64(n), concurrent)
             b.protocolDriver.receiveNetBufferLists(mine, binding: b, queue: queue, count: n, flags: flags)
         }
         if !chain.isEmpty {
             // No binding wants these frames: give them back now.
-            frameworkDrops &+= UInt64(chain.count)
+            countDrops(chain.count)
             returnNetBufferLists(chain, flags: .singleQueue)
         }
     }
@@ -128,22 +130,24 @@ extension Adapter {
     /// each NBL's receive queue id), per shared memory handle, in total.
     func account(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID?, sign: Int) {
         let handles = outstandingByHandle
+        let concurrent = fast.pointee.concurrent
         var p = chain.head
         while let nbl = p {
             p = nbl.pointee.next
             let q = queue.map { Int($0.rawValue) } ?? Int(nbl.pointee.info.receiveQueueID)
-            outstandingByQueue[q] &+= sign
+            Adapter.addShared(outstandingByQueue + q, sign, concurrent)
             Adapter.countSegments(nbl, handles, Int32(sign))
             nbl.pointee.owner = sign > 0 ? .indicated : .miniport
         }
-        totalOutstanding &+= sign * chain.count
+        let n = sign * chain.count
+        withUnsafeMutablePointer(to: &fast.pointee.totalOutstanding) { Adapter.addShared($0, n, concurrent) }
     }
 
     /// RESOURCES: protocols that can take a borrowed chain see it in place; for the others the
     /// framework copies each frame into its own pool and indicates the copy without the flag.
     func indicateReceiveWithResources(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
-        guard state == .running, !isSurpriseRemoved else { frameworkDrops &+= UInt64(chain.count); return }
-        if !queue.isDefault, queues[queue.rawValue]?.state != .running { frameworkDrops &+= UInt64(chain.count); return }
+        guard state == .running, !isSurpriseRemoved else { countDrops(chain.count); return }
+        if !queue.isDefault, queues[queue.rawValue]?.state != .running { countDrops(chain.count); return }
         chain.forEach { nbl in
             nbl.storage.pointee.source = sourceHandle
             nbl.storage.pointee.info.receiveQueueID = queue.rawValue
@@ -159,12 +163,15 @@ extension Adapter {
                 needsCopy = true
             }
         }
+        // With lanes the copy pool would be shared by every worker and every returning thread: such
+        // protocols miss RESOURCES indications instead (counted as drops).
+        if needsCopy && fast.pointee.concurrent { countDrops(count); return }
         guard needsCopy, let pool = copyPool else { return }
         var copies = NetBufferListChain()
         chain.forEach { nbl in
             var one = pool.allocate(count: 1)
             guard let copy = one.first else {
-                frameworkDrops &+= 1
+                countDrops(1)
                 _ = one.takeAll()
                 return
             }
@@ -187,18 +194,18 @@ extension Adapter {
             let mine = copies.removeAll { types.isEmpty || types.contains($0.storage.pointee.info.frameType) }
             if mine.isEmpty { continue }
             let n = mine.count
-            indicatedByQueue[Int(queue.rawValue)] &+= UInt64(n)
+            Adapter.addShared(indicatedByQueue + Int(queue.rawValue), UInt64(n), false)
             b.protocolDriver.receiveNetBufferLists(mine, binding: b, queue: queue, count: n, flags: flags.subtracting(.resources))
         }
         if !copies.isEmpty {
-            frameworkDrops &+= UInt64(copies.count)
+            countDrops(copies.count)
             _ = pool.free(copies)
         }
     }
 
     func coIndicateReceive(_ chain: consuming NetBufferListChain, vc: VirtualConnectionHandle, flags: ReceiveFlags) {
         guard state == .running, !isSurpriseRemoved, let conn = vcs[vc.rawValue] else {
-            frameworkDrops &+= UInt64(chain.count)
+            countDrops(chain.count)
             miniport.returnNetBufferLists(chain, flags: [])
             return
         }
@@ -209,7 +216,7 @@ extension Adapter {
         }
         account(chain, queue: q, sign: 1)
         let n = chain.count
-        indicatedByQueue[Int(q.rawValue)] &+= UInt64(n)
+        Adapter.addShared(indicatedByQueue + Int(q.rawValue), UInt64(n), fast.pointee.concurrent)
         conn.binding.protocolDriver.coReceiveNetBufferLists(chain, vc: conn, count: n, flags: flags.union(.singleQueue))
     }
 
@@ -226,6 +233,11 @@ extension Adapter {
             if !copies.isEmpty { _ = pool.free(copies) }
         }
         if chain.isEmpty { return }
+        if _slowPath(fast.pointee.concurrent) {
+            // Lanes: the NBLs' own workers account and recycle them.
+            pushReturns(chain)
+            return
+        }
         account(chain, queue: nil, sign: -1)
         miniport.returnNetBufferLists(chain, flags: flags)
         finishWaitsAfterReturn()
@@ -236,6 +248,10 @@ extension Adapter {
     /// routed by their SourceHandle.
     func returnFromBinding(_ chain: consuming NetBufferListChain, flags: ReturnFlags) {
         let fp = fast
+        if _slowPath(fp.pointee.concurrent) {
+            returnToLanes(chain, flags: flags)
+            return
+        }
         let own = fp.pointee.sourceHandle
         let handles = outstandingByHandle
         let queues = outstandingByQueue
@@ -267,6 +283,24 @@ extension Adapter {
         if chain.isEmpty { return }
         miniport.returnNetBufferLists(chain, flags: flags)
         if fp.pointee.watchReturns { finishWaitsAfterReturn() }
+    }
+
+    /// Lanes: this adapter's NBLs go onto their lanes' return stacks, any others are routed by their
+    /// SourceHandle.
+    func returnToLanes(_ chain: consuming NetBufferListChain, flags: ReturnFlags) {
+        let own = fast.pointee.sourceHandle
+        var chain = chain
+        var foreign = false
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            if nbl.pointee.source != own { foreign = true; break }
+        }
+        if foreign {
+            let others = chain.removeAll { $0.storage.pointee.source != own }
+            NDIS.returnNetBufferLists(others, flags: flags)
+        }
+        if !chain.isEmpty { pushReturns(chain) }
     }
 
     /// A pause or a queue free that waited for the last NBL completes here.

@@ -3,6 +3,11 @@ extension Adapter {
     /// sees only checked requests. `from` is the binding asking (nil: an administrator or tool);
     /// only the binding that allocated a queue may set or clear its filters and free it.
     public func request(_ oid: OIDRequest, from binding: Binding? = nil) throws(NDISError) -> OIDResponse {
+        // With per-queue workers, no worker is inside a batch while a request changes queues and filters.
+        try withDatapathStopped { () throws(NDISError) -> OIDResponse in try requestStopped(oid, from: binding) }
+    }
+
+    func requestStopped(_ oid: OIDRequest, from binding: Binding?) throws(NDISError) -> OIDResponse {
         try checkPresent("the request")
         guard state != .halted && state != .halting else { throw .invalidState("\(name) is \(state.rawValue): no requests") }
         let busy = requestLock.withLock { _ -> Bool in

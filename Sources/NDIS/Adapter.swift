@@ -69,6 +69,8 @@ public final class Adapter: NetBufferListReturnTarget {
     var pendingFree: ReceiveQueueID? { didSet { refreshFastPath() } }
     var requestInProgress = false
     let requestLock = Mutex(())
+    /// Per-queue datapath lanes (Adapter+Concurrency.swift); unused until a miniport turns them on.
+    let gate = DatapathGate()
 
     // Bindings and VCs.
     var bindings: [Binding] = [] { didSet { refreshFastPath() } }
@@ -143,6 +145,10 @@ public final class Adapter: NetBufferListReturnTarget {
 
     /// MiniportRestart: Paused → Running.
     public func restart() throws(NDISError) {
+        try withDatapathStopped { () throws(NDISError) in try restartStopped() }
+    }
+
+    func restartStopped() throws(NDISError) {
         try checkPresent("restart")
         guard state == .paused else { throw .invalidState("\(name) is \(state.rawValue); restart needs a paused adapter") }
         state = .restarting
@@ -154,6 +160,10 @@ public final class Adapter: NetBufferListReturnTarget {
     /// back; returns true if that is already so, else `completion` runs when the last one returns.
     @discardableResult
     public func pause(completion: (() -> Void)? = nil) -> Bool {
+        withDatapathStopped { pauseStopped(completion: completion) }
+    }
+
+    func pauseStopped(completion: (() -> Void)?) -> Bool {
         guard state == .running || state == .restarting else { completion?(); return true }
         state = .pausing
         miniport.pause()
@@ -171,6 +181,11 @@ public final class Adapter: NetBufferListReturnTarget {
     public func halt() -> HaltReport {
         var report = HaltReport()
         guard state != .halted else { return report }
+        if fast.pointee.concurrent {
+            // Workers first (joined, outside every lane), then the queued returns, then one thread.
+            miniport.stopWorkers()
+            setConcurrentDatapath(false)
+        }
         if state == .running || state == .restarting { pause() }
         NDIS.reclaimLeakedNetBufferLists()
         report.outstandingNBLs = totalOutstanding
@@ -309,6 +324,9 @@ public final class Adapter: NetBufferListReturnTarget {
         copyBuffers = buffers
     }
 
+    /// The DMA domain of the adapter's shared memory (see `SharedMemoryProvider.dmaDomain`).
+    public var dmaDomain: ObjectIdentifier? { provider.dmaDomain }
+
     /// NBLs indicated and not yet returned.
     public var outstandingNetBufferLists: Int { totalOutstanding }
     /// NBLs of one queue indicated and not yet returned.
@@ -320,6 +338,9 @@ public final class Adapter: NetBufferListReturnTarget {
 struct AdapterFastPath {
     /// Running and present: indications are delivered.
     var delivering = false
+    /// The datapath runs in lanes (per-queue workers): shared counters are updated atomically and
+    /// returns go through the lanes' stacks.
+    var concurrent = false
     var sourceHandle = SourceHandle.none
     var totalOutstanding = 0
     var frameworkDrops: UInt64 = 0

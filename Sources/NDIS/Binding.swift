@@ -156,6 +156,10 @@ public final class Binding: SendCompletionTarget {
     /// Opens a virtual connection that stands for `queue`: the queue's frames are indicated per VC
     /// (NdisMCoIndicateReceiveNetBufferLists) to `coReceiveNetBufferLists`.
     public func openVirtualConnection(queue: ReceiveQueueID) throws(NDISError) -> VirtualConnection {
+        try adapter.withDatapathStopped { () throws(NDISError) -> VirtualConnection in try openVirtualConnectionStopped(queue: queue) }
+    }
+
+    func openVirtualConnectionStopped(queue: ReceiveQueueID) throws(NDISError) -> VirtualConnection {
         if !queue.isDefault && adapter.queues[queue.rawValue] == nil { throw .unknownQueue(queue) }
         guard adapter.vcForQueue[queue.rawValue] == nil else { throw .invalidState("\(queue) already has a virtual connection") }
         let vc = VirtualConnection(binding: self, queue: queue)
@@ -168,6 +172,10 @@ public final class Binding: SendCompletionTarget {
 
     /// NdisCloseAdapterEx. Buffers still held must be returned before; send pools are freed.
     public func close() {
+        adapter.withDatapathStopped { closeStopped() }
+    }
+
+    func closeStopped() {
         guard isOpen else { return }
         isOpen = false
         for p in sendPools { p.release() }
@@ -183,6 +191,10 @@ extension Adapter {
     /// NdisOpenAdapterEx: binds a protocol module. It receives frames of `frameTypes` (EtherTypes,
     /// empty: all) once the adapter runs; a monitor sees every frame borrowed.
     public func openBinding(_ protocolDriver: any ProtocolDriver, frameTypes: Set<UInt16> = [], monitor: Bool = false) throws(NDISError) -> Binding {
+        try withDatapathStopped { () throws(NDISError) -> Binding in try openBindingStopped(protocolDriver, frameTypes: frameTypes, monitor: monitor) }
+    }
+
+    func openBindingStopped(_ protocolDriver: any ProtocolDriver, frameTypes: Set<UInt16>, monitor: Bool) throws(NDISError) -> Binding {
         guard state != .halted && state != .halting else { throw .invalidState("\(name) is \(state.rawValue): open a binding after initialize") }
         try checkPresent("binding")
         let b = Binding(adapter: self, protocolDriver: protocolDriver, frameTypes: frameTypes, isMonitor: monitor)

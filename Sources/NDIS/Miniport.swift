@@ -23,10 +23,13 @@ public protocol MiniportDriver: AnyObject {
     func poll(budget: Int) -> Int
     /// MiniportDevicePnPEventNotify(NdisDevicePnPEventSurpriseRemoved): the device is gone.
     func surpriseRemoved()
+    /// Stops and joins the miniport's datapath worker threads (halt calls it first, holding no lane).
+    func stopWorkers()
 }
 
 extension MiniportDriver {
     public func surpriseRemoved() {}
+    public func stopWorkers() {}
 }
 
 /// What a miniport calls into NDIS with (the NdisMiniportHandle).
@@ -60,9 +63,29 @@ public struct MiniportHandle {
         try adapter.freeSharedMemory(handle)
     }
 
-    /// Makes an NBL pool the adapter keeps until halt.
-    public func makeNetBufferListPool(capacity: Int, name: String) -> NetBufferListPool {
-        adapter.makePool(capacity: capacity, name: name)
+    /// Makes an NBL pool the adapter keeps until halt; its NBLs belong to datapath lane `lane`.
+    public func makeNetBufferListPool(capacity: Int, name: String, lane: Int = 0) -> NetBufferListPool {
+        let pool = adapter.makePool(capacity: capacity, name: name)
+        if lane != 0 { pool.setLane(lane) }
+        return pool
+    }
+
+    // MARK: Per-queue workers (Adapter+Concurrency.swift)
+
+    /// Turns datapath lanes on (one per worker) or off. Only while no worker runs: in `initialize`.
+    public func setConcurrentDatapath(_ on: Bool) { adapter.setConcurrentDatapath(on) }
+    /// A worker enters its lane for one batch.
+    public func enterDatapathLane(_ lane: Int) { adapter.enterDatapathLane(lane) }
+    /// A worker leaves its lane after a batch.
+    public func leaveDatapathLane(_ lane: Int) { adapter.leaveDatapathLane(lane) }
+    /// Accounts and recycles (through `returnNetBufferLists`) the NBLs returned to `lane`; inside the lane.
+    @discardableResult
+    public func drainReturns(lane: Int) -> Int { adapter.drainReturns(lane: lane) }
+    /// True if NBLs wait in `lane`'s return stack.
+    public func hasPendingReturns(lane: Int) -> Bool { adapter.hasPendingReturns(lane: lane) }
+    /// Runs `body` while no worker is inside a batch (every lane held); outside any lane.
+    public func withDatapathStopped<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try adapter.withDatapathStopped(body)
     }
 
     /// NdisMIndicateReceiveNetBufferLists: ownership passes to NDIS until the NBLs come back through

@@ -124,6 +124,9 @@ struct NBLStorage {
     @usableFromInline var status: NDISStatus
     @usableFromInline var flags: UInt32
     @usableFromInline var owner: NBLOwner
+    /// The datapath lane (receive worker) that owns the NBL's pool: with per-queue workers its
+    /// returns are accounted and recycled there. Set once per pool; fills padding before `poolID`.
+    @usableFromInline var lane: UInt8
     @usableFromInline var poolID: UInt16
     @usableFromInline var info: NetBufferListInfo
     /// MiniportReserved: the miniport's scratch words.
@@ -145,6 +148,7 @@ struct NBLStorage {
         status = .success
         flags = 0
         owner = .pool
+        lane = 0
         self.poolID = poolID
         info = NetBufferListInfo()
         miniportReserved = (0, 0)

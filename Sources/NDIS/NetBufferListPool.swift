@@ -62,6 +62,17 @@ public final class NetBufferListPool {
         body(NetBufferList(storage + index))
     }
 
+    /// The datapath lane (a miniport's receive worker) whose NBLs these are; 0 unless set.
+    public private(set) var lane = 0
+
+    /// Sets the lane of every NBL of the pool (setup only, while every NBL is in the pool or the
+    /// miniport's). With per-queue workers, returns of these NBLs are handled on that lane.
+    public func setLane(_ lane: Int) {
+        precondition(lane >= 0 && lane < DatapathGate.laneCount, "lane \(lane) out of 0..<\(DatapathGate.laneCount)")
+        self.lane = lane
+        for i in 0..<capacity { storage[i].lane = UInt8(lane) }
+    }
+
     /// Index of an NBL in this pool, or nil if it belongs elsewhere.
     @inlinable
     public func index(of nbl: NetBufferList) -> Int? {

@@ -69,12 +69,21 @@ public struct SharedMemory: Sendable {
 public protocol SharedMemoryProvider: AnyObject {
     func allocateSharedMemory(length: Int, usage: SharedMemoryUsage, flags: SharedMemoryFlags, node: Int?) throws -> DMARegion
     func freeSharedMemory(_ region: DMARegion) throws
+    /// The DMA domain the memory lives in: adapters with the same domain can DMA from each
+    /// other's memory (one IOMMU domain, e.g. one process-wide VFIO container). Nil: not shareable.
+    var dmaDomain: ObjectIdentifier? { get }
+}
+
+extension SharedMemoryProvider {
+    public var dmaDomain: ObjectIdentifier? { nil }
 }
 
 /// Any DMA allocator is a shared memory provider.
 public final class DMASharedMemoryProvider: SharedMemoryProvider {
     public let allocator: any DMAAllocator
     public init(_ allocator: any DMAAllocator) { self.allocator = allocator }
+    /// The allocator is the domain: VFIO devices of one process share one (VFIODMADomain).
+    public var dmaDomain: ObjectIdentifier? { ObjectIdentifier(allocator) }
     public func allocateSharedMemory(length: Int, usage: SharedMemoryUsage, flags: SharedMemoryFlags, node: Int?) throws -> DMARegion {
         try allocator.allocateDMA(length: length, contiguous: flags.contains(.contiguous))
     }

@@ -51,6 +51,13 @@ public final class Forwarder: ProtocolDriver {
     /// Marks protocolReserved.1 of NBLs this forwarder sent zero-copy.
     static let tag: UInt64 = 0x4657_445F_5A43_0001 // "FWD_ZC"
 
+    /// Zero-copy when the output can DMA from the input's memory (both adapters in one DMA domain,
+    /// e.g. two VFIO NICs of one process, which share one container), else copy.
+    public static func mode(from input: Adapter, to output: Adapter) -> Mode {
+        if let a = input.dmaDomain, a == output.dmaDomain { return .zeroCopy }
+        return .copy
+    }
+
     public init(mode: Mode = .zeroCopy, sendPoolSize: Int = 256) {
         self.mode = mode
         self.sendPoolSize = sendPoolSize

@@ -39,7 +39,11 @@ public final class VFIODevice: PCIFunction {
     public let msixVectorCount: Int
     /// Opened in vfio's unsafe no-IOMMU mode (the caller opted in).
     public let isNoIOMMU: Bool
+    /// The process-wide allocator of the shared DMA domain (see `VFIODMADomain`).
     public let dmaAllocator: VFIODMAAllocator
+    /// The process-wide container and allocator this device shares with every other VFIO device.
+    public let domain: VFIODMADomain
+    private var holdsDomain = true
     public var dma: any DMAAllocator { dmaAllocator }
     public var name: String { address.description }
 
@@ -76,26 +80,35 @@ public final class VFIODevice: PCIFunction {
         guard offenders.isEmpty else { throw .groupNotViable(address, group: groupNumber, offenders: offenders) }
 
         let group = try VFIOGroup(number: groupNumber, noIOMMU: noIOMMU, device: address, environment: environment)
-        let container = try VFIOContainer(environment: environment, noIOMMU: noIOMMU)
-        // On failure below, `group` and `container` close themselves in deinit.
-        guard try group.isViable() else {
-            throw .groupNotViable(address, group: groupNumber, offenders: sysfs.groupOffenders(group: groupNumber, except: address))
+        // One container per process: the group joins it (the first group sets the IOMMU type).
+        let domain = try VFIODMADomain.acquire(environment: environment, noIOMMU: noIOMMU, options: options)
+        let fd: Int32
+        do throws(VFIOError) {
+            // On failure below, `group` closes itself in deinit; the domain reference is dropped here.
+            guard try group.isViable() else {
+                throw VFIOError.groupNotViable(address, group: groupNumber, offenders: sysfs.groupOffenders(group: groupNumber, except: address))
+            }
+            try group.attach(to: domain.container)
+            fd = try group.deviceFD(for: address)
+        } catch {
+            _ = domain.release(detachingGroup: { group.close() })
+            throw error
         }
-        try group.attach(to: container)
-        let fd = try group.deviceFD(for: address)
         do {
-            return try VFIODevice(address: address, fd: fd, group: group, container: container, noIOMMU: noIOMMU, options: options, environment: environment)
+            return try VFIODevice(address: address, fd: fd, group: group, domain: domain, noIOMMU: noIOMMU, options: options, environment: environment)
         } catch {
             Syscall.close(fd)
+            _ = domain.release(detachingGroup: { group.close() })
             throw error
         }
     }
 
-    private init(address: PCIAddress, fd: Int32, group: VFIOGroup, container: VFIOContainer, noIOMMU: Bool, options: VFIOOptions, environment: VFIOEnvironment) throws(VFIOError) {
+    private init(address: PCIAddress, fd: Int32, group: VFIOGroup, domain: VFIODMADomain, noIOMMU: Bool, options: VFIOOptions, environment: VFIOEnvironment) throws(VFIOError) {
         self.address = address
         self.fd = fd
         self.group = group
-        self.container = container
+        self.domain = domain
+        self.container = domain.container
         self.isNoIOMMU = noIOMMU
 
         var info = vfio_device_info()
@@ -132,7 +145,7 @@ public final class VFIODevice: PCIFunction {
             subsystemID: try config16(0x2E),
             revision: UInt8(truncatingIfNeeded: try config16(0x08))
         )
-        dmaAllocator = VFIODMAAllocator(mapper: container, environment: environment, hugepages: options.hugepages, iova: options.iova)
+        dmaAllocator = domain.allocator
     }
 
     deinit { close() }
@@ -269,13 +282,18 @@ public final class VFIODevice: PCIFunction {
     // MARK: Accounting and close
 
     /// What the device holds now.
+    ///
+    /// The container and its DMA memory are shared by every device of the process: after this device
+    /// closed they count here only while no other device holds them (so a leak at the last close
+    /// still shows, and a device closed before its peer does not report the peer's memory).
     public var openResources: VFIOResourceCounts {
-        VFIOResourceCounts(
-            fileDescriptors: (fd >= 0 ? 1 : 0) + (group.isOpen ? 1 : 0) + (container.isOpen ? 1 : 0) + interrupts.count,
+        let sharedWithOthers = !holdsDomain && domain.deviceCount > 0
+        return VFIOResourceCounts(
+            fileDescriptors: (fd >= 0 ? 1 : 0) + (group.isOpen ? 1 : 0) + (!sharedWithOthers && container.isOpen ? 1 : 0) + interrupts.count,
             barMappings: bars.count,
-            dmaRegions: dmaAllocator.liveRegionCount,
-            dmaBytes: dmaAllocator.liveBytes,
-            iommuMappings: container.liveMappings
+            dmaRegions: sharedWithOthers ? 0 : dmaAllocator.liveRegionCount,
+            dmaBytes: sharedWithOthers ? 0 : dmaAllocator.liveBytes,
+            iommuMappings: sharedWithOthers ? 0 : container.liveMappings
         )
     }
 
@@ -288,15 +306,21 @@ public final class VFIODevice: PCIFunction {
     public func close() -> VFIOError? {
         var first: VFIOError?
         do { try disableInterrupts() } catch { first = error }
-        if let error = dmaAllocator.close() { first = first ?? error }
         for (_, mapping) in bars { munmap(mapping.base, mapping.length) }
         bars = [:]
         if fd >= 0 {
             Syscall.close(fd)
             fd = -1
         }
-        group.close()
-        container.close()
+        // The shared DMA memory and container go with the last device of the process. Its memory is
+        // unmapped while this group is still attached: once the last group leaves the container the
+        // kernel drops the IOMMU, and VFIO_IOMMU_UNMAP_DMA would fail with EINVAL.
+        if holdsDomain {
+            holdsDomain = false
+            if let error = domain.release(detachingGroup: { group.close() }) { first = first ?? error }
+        } else {
+            group.close()
+        }
         return first
     }
 }

@@ -49,8 +49,9 @@ struct Forward: ParsableCommand {
         defer { output.close() }
         Stop.installHandlers()
         // Zero-copy needs the sender to reach the receiver's buffers by DMA: both adapters in one
-        // IOMMU domain. Two model NICs have an IOMMU each, as do two VFIO devices opened apart.
-        let zeroCopy = !copy && input.dmaDomain == output.dmaDomain
+        // DMA domain. Two VFIO devices of one process share one container (VFIODMADomain); two
+        // model NICs have an IOMMU each.
+        let zeroCopy = !copy && Forwarder.mode(from: input.adapter, to: output.adapter) == .zeroCopy
         let forwarder = Forwarder(mode: zeroCopy ? .zeroCopy : .copy, sendPoolSize: 256)
         do {
             let inBinding = try input.adapter.openBinding(forwarder)

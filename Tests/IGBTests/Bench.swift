@@ -72,7 +72,7 @@ final class Bench {
 
     /// Brings the adapter up on a fresh model. The model runs free during initialization (so its
     /// link timer fires in real time) and is stepped by hand afterwards.
-    init(fidelity: IGBModel.Fidelity = .qemu, linkUpDelayNanoseconds: UInt64 = 2_000_000,
+    init(fidelity: IGBModel.Fidelity = .qemu, linkUpDelayNanoseconds: UInt64 = 2_000_000, keepModelRunning: Bool = false,
          configure: (inout IGBConfiguration) -> Void = { _ in }) throws {
         function = try IGBModel.makeFunction(configuration: .init(fidelity: fidelity, linkUpDelayNanoseconds: linkUpDelayNanoseconds))
         var config = IGBConfiguration()
@@ -88,7 +88,8 @@ final class Bench {
             function.model.stop()
             throw error
         }
-        function.model.stop()
+        // Receive workers touch the model from their own threads: it must stay free-running (locked).
+        if !keepModelRunning { function.model.stop() }
         adapter = made.adapter
         miniport = made.miniport
         binding = try adapter.openBinding(recorder)

@@ -203,5 +203,53 @@ class QemuOptionTests(unittest.TestCase):
         self.assertEqual(len({n.mac for n in testbed.NICS}), len(testbed.NICS))
 
 
+class DifferentialTests(unittest.TestCase):
+    """igbhost's comparison of QEMU's and the model's deliveries must see every kind of difference."""
+
+    A = traffic.test_frame("02:00:00:00:00:0a", "02:00:00:00:00:01", 1)
+    T = traffic.vlan("02:00:00:00:00:0a", "02:00:00:00:00:01", 5, traffic.ETH_TEST, b"tagged")
+
+    @staticmethod
+    def run_of(*frames):
+        """A guest result: (frame bytes, queue, segments, vlan) per delivery."""
+        return {"frames": [{"bytes": f.hex(), "queue": q, "segments": s, "vlan": v, "checksum": []} for f, q, s, v in frames]}
+
+    def test_identical_runs_have_no_differences(self):
+        import igbhost
+        r = self.run_of((self.A, 1, [64], None))
+        self.assertEqual(igbhost.compare(r, r, [self.A]), [])
+
+    def test_another_queue_is_a_difference(self):
+        import igbhost
+        diffs = igbhost.compare(self.run_of((self.A, 1, [64], None)), self.run_of((self.A, 0, [64], None)), [self.A])
+        self.assertEqual([d["frame"] for d in diffs], [0])
+
+    def test_other_segments_a_missing_copy_and_other_bytes_are_differences(self):
+        import igbhost
+        qemu = self.run_of((self.A, 1, [42, 22], None), (self.A, 0, [64], None))
+        self.assertEqual(len(igbhost.compare(qemu, self.run_of((self.A, 1, [64], None), (self.A, 0, [64], None)), [self.A])), 1)
+        self.assertEqual(len(igbhost.compare(qemu, self.run_of((self.A, 1, [42, 22], None)), [self.A])), 1)
+        changed = self.A[:-1] + b"\x01"
+        diffs = igbhost.compare(self.run_of((self.A, 1, [64], None)), self.run_of((changed, 1, [64], None)), [self.A])
+        self.assertTrue(any(d["frame"] is None and "nobody sent" in d["what"] for d in diffs), diffs)
+
+    def test_a_stripped_tag_and_padding_are_the_same_frame(self):
+        import igbhost
+        body, vid, prio = igbhost.strip_vlan(self.T)
+        self.assertEqual((vid, len(body)), (5, len(self.T) - 4))
+        r = self.run_of((body, 0, [len(body)], 5))
+        self.assertEqual(igbhost.compare(r, r, [self.T]), [])
+        runt = traffic.ether("02:00:00:00:00:0a", "02:00:00:00:00:01", traffic.ETH_TEST, b"x", pad=False)
+        padded = self.run_of((runt + bytes(60 - len(runt)), 0, [60], None))
+        self.assertEqual(igbhost.compare(padded, padded, [runt]), [])
+
+    def test_the_model_run_drops_device_only_options_and_keeps_the_queues(self):
+        import igbhost
+        args = igbhost.model_arguments("/b/VMScenarios igb-traffic --device 0000:01:00.0 --out /o --queue 02:00:00:00:00:0a/5 "
+                                       "--lookahead 128 --interrupts --sleep-ms 10 --echo", "/m.pcap", "/mo", "52:54:00:00:00:01", "qemu")
+        self.assertEqual(args[1:], ["igb-traffic", "--model", "--frames", "/m.pcap", "--fidelity", "qemu", "--mac",
+                                    "52:54:00:00:00:01", "--out", "/mo", "--queue", "02:00:00:00:00:0a/5", "--lookahead", "128"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -231,6 +231,36 @@ class Context:
         if not condition:
             raise Failure(message)
 
+    def finish_guest(self, timeout=60.0):
+        """Tells the guest command the host is done (host-done) and waits for it to exit.
+
+        Lets a host script assert on what the guest wrote after its traffic (its JSON results).
+        Returns the guest's exit code; the harness still judges the code itself afterwards.
+        """
+        open(os.path.join(self.out, "host-done"), "w").close()
+        path = os.path.join(self.out, "exit")
+        try:
+            traffic.wait_for_file(path, timeout)
+        except TimeoutError:
+            raise Failure(f"the guest command did not exit within {timeout:.0f} s of host-done") from None
+        import json
+        with open(path) as f:
+            code = json.load(f)["code"]
+        self.log(f"guest exited with {code}")
+        return code
+
+    def guest_json(self, name):
+        """The guest's JSON result file `name` in the scenario directory (fails if absent or broken)."""
+        import json
+        path = os.path.join(self.out, name)
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise Failure(f"the guest wrote no {name}") from None
+        except ValueError as e:
+            raise Failure(f"the guest's {name} is not JSON: {e}") from None
+
 
 def load_host_script(path):
     """Imports a host script as a module (it can `import traffic` and `import testbed`)."""

@@ -43,4 +43,19 @@ static const unsigned int MINIPORT_VFIO_IOMMU_INFO_SIZE = sizeof(struct vfio_iom
 
 static const int MINIPORT_EFD_CLOEXEC = EFD_CLOEXEC;
 static const int MINIPORT_EFD_NONBLOCK = EFD_NONBLOCK;
+
+/* Relaxed atomic adds and pointer swaps on plain memory: the NDIS datapath keeps its counters as
+   plain integers (one thread) and switches to these when per-queue workers share them. */
+static inline void miniport_atomic_add_long(long *p, long v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline void miniport_atomic_add_u64(unsigned long long *p, unsigned long long v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline void miniport_atomic_add_int(int *p, int v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline long miniport_atomic_load_long(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+/* Multi-producer stack of linked records: push a run [first … last] whose `last->next` is at *last_next. */
+static inline void miniport_atomic_push(void **head, void *first, void **last_next) {
+    void *old = __atomic_load_n(head, __ATOMIC_RELAXED);
+    do { *last_next = old; } while (!__atomic_compare_exchange_n(head, &old, first, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+/* Takes the whole stack (the single consumer). */
+static inline void *miniport_atomic_take_all(void **head) { return __atomic_exchange_n(head, (void *)0, __ATOMIC_ACQUIRE); }
+static inline void *miniport_atomic_peek(void **head) { return __atomic_load_n(head, __ATOMIC_RELAXED); }
 #endif

@@ -66,11 +66,14 @@ extension IGBMiniport {
     }
 
     /// §4.5.4: wait for EEC.AUTO_RD: the MAC address and configuration words are loaded.
+    ///
+    /// Not fatal on its own (as in Intel's own drivers): QEMU's igb never sets AUTO_RD although it
+    /// loads RAL0/RAH0 at reset, and a board without an NVM still links. A missing AUTO_RD fails
+    /// bring-up only if RAL0/RAH0 then hold no valid address (`readPermanentMACAddress`).
     func waitForEEPROMAutoRead() throws(IGBError) {
-        let done = try waitUntil(timeout: .milliseconds(500)) { () throws(IGBError) -> Bool in
+        eepromAutoReadDone = try waitUntil(timeout: .milliseconds(10)) { () throws(IGBError) -> Bool in
             try readChecked(IGBReg.EEC, "EEC") & EEC.AUTO_RD != 0
         }
-        guard done else { throw .eepromAutoReadTimeout(device: deviceName) }
     }
 
     /// §8.10.15: the NVM loads the permanent address into receive address entry 0 at reset.
@@ -81,6 +84,7 @@ extension IGBMiniport {
                              UInt8(truncatingIfNeeded: low >> 16), UInt8(truncatingIfNeeded: low >> 24),
                              UInt8(truncatingIfNeeded: high), UInt8(truncatingIfNeeded: high >> 8))
         guard high & RAH.AV != 0, !mac.isMulticast, mac != MACAddress(0, 0, 0, 0, 0, 0) else {
+            if !eepromAutoReadDone { throw .eepromAutoReadTimeout(device: deviceName) }
             throw .invalidPermanentAddress(device: deviceName, address: "\(mac), RAH0.AV=\(high >> 31)")
         }
         permanentAddress = mac

@@ -29,6 +29,9 @@ extension IGBMiniport {
 
     /// OID_GEN_RECEIVE_SCALE_PARAMETERS: no hash types turns RSS off (back to VMDq mode).
     func setReceiveScale(_ p: ReceiveScaleParameters) throws {
+        if workerSet != nil && !p.hashTypes.isEmpty {
+            throw NDISError.notSupported("\(deviceName): RSS with receive workers (its rings 9–15 have no worker); turn receiveWorkers off to use RSS")
+        }
         let fields = Self.hashFields(p.hashTypes)
         if fields == 0 {
             try disableRSS()

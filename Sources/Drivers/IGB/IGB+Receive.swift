@@ -306,7 +306,7 @@ extension IGBMiniport {
     /// The slot's NBL pool: the cached one if it is big enough, else a new one (pools live until halt).
     func takePool(slot: Int, capacity: Int, queue: ReceiveQueueID) -> NetBufferListPool {
         if let p = pools[slot], p.capacity >= capacity, p.outstanding == 0 { return p }
-        let p = handle.makeNetBufferListPool(capacity: capacity, name: "\(deviceName) rx slot \(slot) (\(queue))")
+        let p = handle.makeNetBufferListPool(capacity: capacity, name: "\(deviceName) rx slot \(slot) (\(queue))", lane: slot)
         pools[slot] = p
         return p
     }

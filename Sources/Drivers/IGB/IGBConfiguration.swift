@@ -31,6 +31,15 @@ public struct IGBConfiguration: Sendable {
     public var useInterrupts = false
     /// EITR interval in microseconds for queue vectors (0: no throttling).
     public var interruptThrottleMicroseconds = 100
+    /// One receive worker thread per queue (IGB+Workers.swift) instead of one datapath loop; the
+    /// adapter's datapath then runs in lanes. Off by default (the demo, CLI and benchmarks poll).
+    public var receiveWorkers = false
+    /// A worker sleeps on its vector after this many empty polls in a row.
+    public var workerIdlePollsBeforeSleep = 64
+    /// Longest sleep of an idle worker (also bounds how late returns from other threads are recycled).
+    public var workerSleepTimeoutMilliseconds: Int32 = 10
+    /// CPUs of the default queue's worker (VMQ queues use their `processorAffinity`).
+    public var defaultQueueAffinity: Set<Int> = [0]
 
     public init() {}
 }
@@ -41,7 +50,7 @@ public enum IGBError: Error, CustomStringConvertible, Equatable {
     case deviceRemoved(device: String, register: String)
     /// CTRL.RST did not clear.
     case resetTimeout(device: String)
-    /// EEC.AUTO_RD did not rise: the EEPROM/flash was not read.
+    /// EEC.AUTO_RD did not rise and RAL0/RAH0 hold no valid address: the EEPROM/flash was not read.
     case eepromAutoReadTimeout(device: String)
     /// RAL0/RAH0 hold no valid unicast address.
     case invalidPermanentAddress(device: String, address: String)
@@ -63,7 +72,7 @@ public enum IGBError: Error, CustomStringConvertible, Equatable {
         case let .resetTimeout(d):
             "\(d): CTRL.RST did not clear after a software reset; reset the function (VFIO_DEVICE_RESET) and try again"
         case let .eepromAutoReadTimeout(d):
-            "\(d): EEC.AUTO_RD did not rise after reset: the NVM was not loaded; check the board's EEPROM/flash"
+            "\(d): EEC.AUTO_RD did not rise after reset and RAL0/RAH0 hold no valid address: the NVM was not loaded; check the board's EEPROM/flash"
         case let .invalidPermanentAddress(d, a):
             "\(d): RAL0/RAH0 hold no valid unicast MAC address (\(a)); the NVM may be blank"
         case let .phyAccessFailed(d, r, why):

@@ -86,6 +86,8 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     /// Permanent MAC address read from RAL0/RAH0 after reset.
     public internal(set) var permanentAddress = MACAddress(0, 0, 0, 0, 0, 0)
     public internal(set) var linkState = LinkState(up: false)
+    /// EEC.AUTO_RD was seen at the last bring-up (QEMU's igb never sets it; see `waitForEEPROMAutoRead`).
+    public internal(set) var eepromAutoReadDone = false
     /// Shared memory per ring slot (descriptor ring, packet buffers, header buffers).
     var ringMemory: [[SharedMemory]] = Array(repeating: [], count: 16)
     var transmitMemory: [SharedMemory] = []
@@ -105,6 +107,8 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     var rssParameters: ReceiveScaleParameters?
     var statistics = IGBHardwareStatistics()
     var interrupts: IGBInterruptState?
+    /// Receive workers and the transmit lock, with `receiveWorkers` (fixed at init).
+    let workerSet: IGBWorkerSet?
 
     /// Makes a miniport for `function`. Nothing touches the device before `initialize`.
     /// - Throws: `IGBError.unsupportedDevice` when the function is not an 82576/I350, or the
@@ -120,6 +124,7 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
         registerBox = .allocate(capacity: 1)
         registerBox.initialize(to: registers)
         hot = IGBHotState()
+        workerSet = configuration.receiveWorkers ? IGBWorkerSet() : nil
         chains = .allocate(capacity: 3)
         for i in 0..<3 { (chains + i).initialize(to: NetBufferListChain()) }
         rx = .allocate(capacity: Self.ringSlots)
@@ -128,6 +133,7 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     }
 
     deinit {
+        stopWorkers()
         for slot in 0..<Self.ringSlots { rx[slot].releaseTables() }
         tx.releaseTables()
         rx.deinitialize(count: Self.ringSlots)
@@ -147,6 +153,8 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     public func initialize(_ handle: MiniportHandle) throws(NDISError) -> MiniportAttributes {
         self.handle = handle
         removed = false
+        // Lanes before any worker exists (workers start at restart).
+        if workerSet != nil { handle.setConcurrentDatapath(true) }
         do {
             try validateConfiguration()
             try bringUpHardware()
@@ -161,6 +169,7 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
         guard !removed else { throw .deviceRemoved("\(deviceName): restart") }
         enableReceiveAndTransmit()
         running = true
+        ensureWorkers()
     }
 
     public func pause() {
@@ -173,6 +182,7 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     }
 
     public func halt() {
+        stopWorkers()
         running = false
         releaseEverything(touchHardware: !removed)
     }
@@ -185,7 +195,9 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
         do {
             switch request {
             case let .allocateQueue(id, parameters): try allocateQueue(id, parameters)
-            case let .queueAllocationComplete(id): try completeQueueAllocation(id)
+            case let .queueAllocationComplete(id):
+                try completeQueueAllocation(id)
+                ensureWorkers()
             case let .setFilter(filter): try setFilter(filter)
             case let .clearFilter(filter): try clearFilter(filter)
             case let .stopQueueDMA(id): try stopQueueDMA(id)
@@ -221,12 +233,21 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
             handle.sendComplete(chain)
             return
         }
+        if let set = workerSet {
+            // Workers: the transmit ring is shared with slot 0's worker (completions).
+            pthread_mutex_lock(set.txLock)
+            txBacklog.append(chain)
+            transmitBacklog()
+            pthread_mutex_unlock(set.txLock)
+            return
+        }
         txBacklog.append(chain)
         transmitBacklog()
     }
 
     public func poll(budget: Int) -> Int {
-        guard !removed else { return 0 }
+        // With receive workers the workers do all datapath work.
+        guard !removed, workerSet == nil else { return 0 }
         var done = 0
         var m = activeSlots
         while m != 0 {

@@ -145,7 +145,7 @@ extension IGBModel {
             store16BE(p, 14, tci)
             length += 4
         }
-        if length < 60 && reg(Reg.TCTL) & Bit.TCTL_PSP != 0 {
+        if length < 60 && reg(Reg.TCTL) & Bit.TCTL_PSP != 0 && !deviations.contains(.noShortFramePadding) {
             memset(p + length, 0, 60 - length)
             length = 60
         }

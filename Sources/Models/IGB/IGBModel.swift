@@ -56,12 +56,17 @@ public final class IGBModel: @unchecked Sendable {
         public static let statisticsPerCopy = Deviations(rawValue: 1 << 12)
         /// TX checksum offload parses the headers itself and ignores MACLEN/IPLEN of the context.
         public static let txParsesHeaders = Deviations(rawValue: 1 << 13)
+        /// EEC.AUTO_RD never rises (QEMU's EECD reset value lacks it), although RAL0/RAH0 are loaded.
+        public static let noEEPROMAutoReadDone = Deviations(rawValue: 1 << 14)
+        /// TCTL.PSP is ignored: frames shorter than 60 bytes leave unpadded (seen on QEMU 10 through vfio).
+        public static let noShortFramePadding = Deviations(rawValue: 1 << 15)
 
         /// Every difference: what `.qemu` fidelity selects.
         public static let qemu: Deviations = [
             .linkNeedsAutonegRestart, .rssRequiresPCSD, .noRSSInVMDq, .noDropCounters, .holdFramesWhenBlocked,
             .zeroFCS, .vmdqSimplifiedFilters, .aupeOnlyWithVFE, .synchronousTransmit, .coarseEITR, .noAutoMask,
-            .noLegacyDescriptors, .statisticsPerCopy, .txParsesHeaders,
+            .noLegacyDescriptors, .statisticsPerCopy, .txParsesHeaders, .noEEPROMAutoReadDone,
+            .noShortFramePadding,
         ]
     }
 
@@ -481,8 +486,9 @@ public final class IGBModel: @unchecked Sendable {
         for i in 0..<(Reg.barSize / 4) where kinds[i] != Kind.unknown.rawValue { regs[i] = 0 }
         setReg(Reg.STATUS, status | Bit.STATUS_PHYRA)
         setReg(Reg.CTRL, Bit.CTRL_FD | Bit.CTRL_SPEED_1000)
-        // EEPROM auto-read is instantaneous in the model: PRES and AUTO_RD are set on reset exit.
-        setReg(Reg.EEC, Bit.EEC_PRES | Bit.EEC_AUTO_RD)
+        // EEPROM auto-read is instantaneous in the model: PRES and AUTO_RD are set on reset exit
+        // (QEMU: PRES only).
+        setReg(Reg.EEC, Bit.EEC_PRES | (deviations.contains(.noEEPROMAutoReadDone) ? 0 : Bit.EEC_AUTO_RD))
         setReg(0x1010, 1 << 18)                     // EEMNGCTL.CFG_DONE0
         setReg(Reg.VET, 0x8100)
         setReg(Reg.TCTL, Bit.TCTL_PSP | 0x0F << 4 | 0x3F << 12)

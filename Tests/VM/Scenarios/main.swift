@@ -9,6 +9,8 @@ struct VMScenarios: ParsableCommand {
         subcommands: [
             VFIOSmoke.self,
             IGBTraffic.self,
+            IGBTransmit.self,
+            IGBPair.self,
         ]
     )
 }
