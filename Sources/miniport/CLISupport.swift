@@ -53,6 +53,26 @@ struct CommonOptions: ParsableArguments {
     var verbose = false
 }
 
+/// `--ready FILE`, for scripts that send traffic: the file appears once the NIC takes it.
+struct ReadyOption: ParsableArguments {
+    @Option(name: .customLong("ready"), help: ArgumentHelp(
+        "Create this file (holding the process id) once the NIC takes traffic: link up, queues and filters set.",
+        valueName: "file"))
+    var path: String?
+
+    /// Creates the file, if one was asked for.
+    func signal() throws(CLIError) {
+        guard let path else { return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw .failed("cannot create the ready file \(path): \(String(cString: strerror(errno))); give --ready a writable path")
+        }
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { Glibc.write(fd, $0, strlen($0)) }
+        Glibc.close(fd)
+    }
+}
+
 enum Log {
     nonisolated(unsafe) static var bootstrapped = false
     /// Quiet by default (warnings and errors); --verbose shows every step.

@@ -37,6 +37,8 @@ struct Capture: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var ready: ReadyOption
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let specs: [QueueFilterSpec]
@@ -61,6 +63,10 @@ struct Capture: ParsableCommand {
         do { try capture.start(path: file, queues: queues.queues) } catch {
             queues.release()
             throw CLIError.capture(error)
+        }
+        do { try ready.signal() } catch {
+            queues.release()
+            throw error
         }
 
         let traffic = opened.wire.map { ModelTraffic(wire: $0, specs: specs, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC) }

@@ -32,6 +32,8 @@ struct Forward: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var ready: ReadyOption
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let limit = try parseCount(count, option: "--count")
@@ -59,6 +61,7 @@ struct Forward: ParsableCommand {
         } catch {
             throw CLIError.adapter("binding the forwarder to \(input.address) and \(output.address)", error)
         }
+        try ready.signal()
         logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
         let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }
         var arrived = 0

@@ -27,6 +27,8 @@ struct Respond: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var ready: ReadyOption
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
@@ -37,12 +39,16 @@ struct Respond: ParsableCommand {
         Stop.installHandlers()
         let responder = Responder(address: address, limit: limit)
         do {
-            _ = try opened.adapter.openBinding(responder, frameTypes: Responder.frameTypes)
+            // Every frame type: the responder counts what it does not answer (IPv6, LLDP, …) as
+            // ignored; a binding filtered to ARP and IPv4 would leave them to the framework, which
+            // counts frames no binding wants as drops, and a busy LAN would read as a lossy NIC.
+            _ = try opened.adapter.openBinding(responder)
         } catch {
             throw CLIError.adapter("opening a binding on \(opened.address)", error)
         }
         if let e = responder.setupError { throw CLIError.adapter("making the send pool on \(opened.address)", e) }
         logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
+        try ready.signal()
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
         let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
         var lastRequest: UInt64 = 0

@@ -160,6 +160,25 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
     }
 
+    @Test func theReadyFileAppearsWithTheProcessIDForCaptureRespondAndForward() throws {
+        for (name, args) in [("capture", ["capture", "--model", "--count", "3", "--write", temporaryPath("ready.pcapng")]),
+                             ("respond", ["respond", "--model", "--ip", "10.0.0.1", "--count", "2"]),
+                             ("forward", ["forward", "--model", "--count", "3"])] {
+            let ready = temporaryPath("\(name).ready")
+            try? FileManager.default.removeItem(atPath: ready)
+            let r = try miniport(args + ["--ready", ready])
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            let text = try #require(try? String(contentsOfFile: ready, encoding: .utf8), "\(name) wrote no ready file")
+            let pid = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(Int(pid).map { $0 > 0 } == true, "\(name)'s ready file holds '\(pid)', not a process id")
+        }
+    }
+
+    @Test func anUnwritableReadyFileIsOneLineAndNonzero() throws {
+        try expectOneLineError(["capture", "--model", "--count", "1", "--write", temporaryPath("r.pcapng"),
+                                "--ready", "/nonexistent-dir/ready"], containing: "cannot create the ready file /nonexistent-dir/ready")
+    }
+
     @Test func forwardingANICToItselfIsRefused() throws {
         try expectOneLineError(["forward", "--model", "--device", "0000:06:00.0", "--to", "06:00.0"], containing: "both name 0000:06:00.0")
     }
