@@ -117,4 +117,19 @@ struct ReceiveTests {
         #expect(got.bytes == Array(f[0..<12]) + Array(f[16...]))
         bench.haltAndCheck()
     }
+
+    @Test(arguments: [IGBModel.Fidelity.datasheet, .qemu])
+    func taggedFramesUpTo1522BytesWithoutFCSAreReceivedAndLongerOnesDropped(fidelity: IGBModel.Fidelity) throws {
+        let bench = try Bench(fidelity: fidelity)
+        // 1522 bytes without FCS with a VLAN tag (a sender that did not count the FCS), then one byte more.
+        let max = Frames.udp(to: bench.address, vlan: 100, payload: Frames.payload(1522 - 46))
+        let over = Frames.udp(to: bench.address, vlan: 100, payload: Frames.payload(1523 - 46))
+        #expect(max.count == 1522 && over.count == 1523)
+        bench.model.inject(max)
+        bench.model.inject(over)
+        bench.pump()
+        #expect(bench.recorder.frames.count == 1)
+        #expect(bench.recorder.frames.first?.bytes.count == 1518, "the tag is stripped into the NBL info")
+        bench.haltAndCheck()
+    }
 }

@@ -83,7 +83,7 @@ extension IGBMiniport {
     func poolOffload(_ pool: Int) -> UInt32 {
         var v: UInt32 = 0
         if configuration.stripVLANTags { v |= VMOLR.STRVLAN }
-        if configuration.maxFrameSize > 1522 {
+        if configuration.maxFrameSize > 1518 {
             v |= VMOLR.LPE | (UInt32(configuration.maxFrameSize + 4) & VMOLR.RLPML_MASK)
         }
         if pool == 0 {

@@ -155,7 +155,8 @@ extension IGBMiniport {
     func receiveControl(enable: Bool) -> UInt32 {
         var rctl = RCTL.SECRC | RCTL.BAM
         if enable { rctl |= RCTL.EN }
-        if configuration.maxFrameSize > 1522 { rctl |= RCTL.LPE }
+        // Without LPE the limit is 1518 bytes (tagged, no FCS); RLPML then bounds long packets.
+        if configuration.maxFrameSize > 1518 { rctl |= RCTL.LPE }
         if packetFilter.contains(.promiscuous) { rctl |= RCTL.UPE | RCTL.MPE }
         if packetFilter.contains(.allMulticast) { rctl |= RCTL.MPE }
         if vlanFilteringNeeded { rctl |= RCTL.VFE }

@@ -9,7 +9,11 @@ public struct IGBConfiguration: Sendable {
     public var defaultQueueBuffers = 384
     /// Transmit descriptors (a power of two, 64…4096).
     public var transmitDescriptors = 256
-    /// Largest frame accepted, without FCS, with one VLAN tag (1522: no jumbo frames; up to 9728).
+    /// Largest frame accepted, without FCS (1522: a 1500-byte payload with a VLAN tag and 4 bytes of
+    /// slack, so a "1522-byte tagged frame" passes whether or not the sender counted the FCS; up to
+    /// 9728 for jumbo frames). Above 1518 the driver sets RCTL.LPE / VMOLR.LPE with RLPML = this + 4
+    /// (RLPML counts the FCS, §8.10.11), because without LPE the 82576 drops tagged frames over 1518
+    /// bytes without FCS.
     public var maxFrameSize = 1522
     /// Fail initialization when the link does not come up within `linkTimeout`.
     public var requireLink = true

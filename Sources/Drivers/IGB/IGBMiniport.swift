@@ -338,7 +338,7 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     func attributes() -> MiniportAttributes {
         MiniportAttributes(
             permanentAddress: permanentAddress, currentAddress: permanentAddress,
-            mtu: configuration.maxFrameSize - 18, maxFrameSize: configuration.maxFrameSize,
+            mtu: configuration.maxFrameSize - 22, maxFrameSize: configuration.maxFrameSize,
             dataBackfillSize: 0, linkSpeedBitsPerSecond: linkState.speedBitsPerSecond,
             receiveFilterCapabilities: Self.receiveFilterCapabilities,
             supportsRSS: true, maxRSSQueues: Self.maxRSSQueues,

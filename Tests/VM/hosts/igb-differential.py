@@ -66,7 +66,9 @@ def mix(g, h):
         ("A, bad UDP checksum", bytes(bad_udp)),
         ("own, 42-byte runt (unpadded)", traffic.ether(g, h, traffic.ETH_TEST, b"MINIPORTrunt" + bytes(16), pad=False)),
         ("own, 1518 bytes tagged (longest legal)", traffic.vlan(g, h, 9, traffic.ETH_TEST, p[:1500])),
-        ("own, 1515 bytes untagged (too long)", traffic.ether(g, h, traffic.ETH_TEST, p[1:1502])),
+        ("own, 1515 bytes untagged (within the 1522-byte limit)", traffic.ether(g, h, traffic.ETH_TEST, p[1:1502])),
+        ("own, 1522 bytes tagged (the driver's limit)", traffic.vlan(g, h, 9, traffic.ETH_TEST, p[3:1507])),
+        ("own, 1523 bytes tagged (too long)", traffic.vlan(g, h, 9, traffic.ETH_TEST, p[4:1509])),
         ("A, 1600 bytes (too long)", traffic.ether(A, h, traffic.ETH_TEST, p[2:1588])),
     ]
     return out
@@ -89,7 +91,10 @@ def run(ctx):
     ctx.check(where[f"{ctx.guest_mac} UDP"] == ["default"], f"own UDP: {where[f'{ctx.guest_mac} UDP']}")
     ctx.check(where[f"{A} UDP"] == [A] and where[f"{B} TCP"] == [B], f"A/B: {where[f'{A} UDP']} {where[f'{B} TCP']}")
     ctx.check(where["broadcast"] == sorted(["default", A, B]), f"broadcast: {where['broadcast']}")
-    ctx.check(where["own, 1515 bytes untagged (too long)"] == [] and where["A, 1600 bytes (too long)"] == [], "an oversize frame was accepted")
+    # The driver accepts frames up to 1522 bytes without FCS (RCTL.LPE, RLPML 1526 with FCS).
+    ctx.check(where["own, 1523 bytes tagged (too long)"] == [] and where["A, 1600 bytes (too long)"] == [], "an oversize frame was accepted")
+    ctx.check(where["own, 1522 bytes tagged (the driver's limit)"] == ["default"], "a 1522-byte tagged frame was dropped")
+    ctx.check(where["own, 1515 bytes untagged (within the 1522-byte limit)"] == ["default"], "a 1515-byte frame was dropped")
     ctx.check(where["own, 1518 bytes tagged (longest legal)"] == ["default"], "the longest legal tagged frame was dropped")
     report = igbhost.differential(ctx, d, sent)
     igbhost.summary(ctx, frames=len(sent), delivered=len(d["frames"]), framesPerQueue=d["framesPerQueue"],
