@@ -51,16 +51,25 @@ struct Demo: ParsableCommand {
         guard let wire = opened.wire else { throw CLIError.failed("the model has no wire") }
         let traffic = ModelTraffic(wire: wire, specs: Demo.filters, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)
         let live = !common.json
+        // On a terminal the progress line rewrites itself; redirected, it is a line every 1000 frames.
+        let terminal = isatty(2) != 0
         let round = 100
+        var rounds = 0
         while traffic.injected < total && !Stop.isRequested {
             traffic.drive(frames: min(round, total - traffic.injected))
             while opened.poll() > 0 {}
+            rounds += 1
             if live {
-                printError("\r" + QueueReport.progressLine(queues: queues.queues, counters: counter.counters), terminator: "")
+                let line = QueueReport.progressLine(queues: queues.queues, counters: counter.counters)
+                if terminal {
+                    printError("\r" + line, terminator: "")
+                } else if rounds % 10 == 0 {
+                    printError(line)
+                }
                 sleep(nanoseconds: 15_000_000)
             }
         }
-        if live { printError("") }
+        if live && terminal { printError("") }
         let report = QueueReport(queues: queues.queues, counters: counter.counters, drops: opened.drops)
         for e in queues.release() { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
