@@ -18,6 +18,9 @@ struct ReceivedFrame: Codable, Equatable {
     var resources: Bool
     /// Milliseconds since the scenario's start (its own clock).
     var atMilliseconds: Double
+    /// With `recordThreads`: the kernel thread id and CPU that indicated the frame.
+    var thread: Int? = nil
+    var cpu: Int? = nil
 }
 
 /// A protocol that records every frame it is given, per queue, and can echo them back (MACs
@@ -34,6 +37,17 @@ final class FrameRecorder: ProtocolDriver {
     var completed = 0
     /// Sends that completed with NDIS_STATUS_SUCCESS.
     var successes = 0
+    /// Record the indicating thread and CPU of every frame (receive workers indicate on several threads).
+    var recordThreads = false
+    /// Indications may come from several worker threads at once: every access holds this lock.
+    private let lock = NSLock()
+
+    /// Runs `body` holding the recorder's lock (read its fields while workers may indicate).
+    func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
 
     init(echo: Bool = false, keep: Int = 4096, start: ContinuousClock.Instant = .now) {
         self.echo = echo
@@ -55,6 +69,8 @@ final class FrameRecorder: ProtocolDriver {
     }
 
     func sendNetBufferListsComplete(_ chain: consuming NetBufferListChain, binding: Binding) {
+        lock.lock()
+        defer { lock.unlock() }
         chain.forEach { nbl in
             sendCompletions["\(nbl.status)", default: 0] += 1
             completed += 1
@@ -64,8 +80,12 @@ final class FrameRecorder: ProtocolDriver {
     }
 
     private func take(_ chain: borrowing NetBufferListChain, binding: Binding, queue: ReceiveQueueID, resources: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
         var replies: [[UInt8]] = []
         let at = Self.milliseconds(ContinuousClock.now - start)
+        let thread = recordThreads ? Self.currentThreadID() : nil
+        let cpu = recordThreads ? Self.currentCPU() : nil
         chain.forEach { nbl in
             perQueue[Int(queue.rawValue), default: 0] += 1
             let b = nbl.dataBytes()
@@ -86,7 +106,8 @@ final class FrameRecorder: ProtocolDriver {
                     queue: Int(queue.rawValue), length: b.count, bytes: Self.hex(b), segments: segments,
                     vlan: info.vlanPresent ? Int(info.vlanID) : nil,
                     priority: info.vlanPresent ? Int(info.userPriority) : nil,
-                    checksum: Self.names(info.checksum), resources: resources, atMilliseconds: at))
+                    checksum: Self.names(info.checksum), resources: resources, atMilliseconds: at,
+                    thread: thread, cpu: cpu))
             }
             if echo, b.count >= 14 { replies.append(Array(b[6..<12]) + Array(b[0..<6]) + Array(b[12...])) }
         }
@@ -99,6 +120,20 @@ final class FrameRecorder: ProtocolDriver {
         }
         echoed += out.count
         binding.send(out)
+    }
+
+    /// The calling thread's kernel id (gettid; Glibc hides it without _GNU_SOURCE, so looked up).
+    static func currentThreadID() -> Int {
+        typealias GetTID = @convention(c) () -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gettid") else { return -1 }
+        return Int(unsafeBitCast(symbol, to: GetTID.self)())
+    }
+
+    /// The CPU the calling thread runs on (sched_getcpu, looked up like gettid).
+    static func currentCPU() -> Int {
+        typealias GetCPU = @convention(c) () -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getcpu") else { return -1 }
+        return Int(unsafeBitCast(symbol, to: GetCPU.self)())
     }
 
     static func names(_ c: ChecksumInfo) -> [String] {

@@ -62,6 +62,9 @@ struct IGBTraffic: ParsableCommand {
     @Option(help: "With --interrupts: longest sleep on the eventfds, in milliseconds.")
     var sleepMs: Int32 = 10
 
+    @Flag(help: "Per-queue receive workers (implies --interrupts): the i-th --queue is pinned to CPU i, the default queue to CPU 0; every frame records its thread and CPU.")
+    var workers = false
+
     @Flag(help: "Record register accesses during bring-up and check the datasheet's order.")
     var traceBringup = false
 
@@ -106,7 +109,12 @@ struct IGBTraffic: ParsableCommand {
 
     private func configuration() -> IGBConfiguration {
         var config = IGBConfiguration()
-        config.useInterrupts = interrupts
+        config.useInterrupts = interrupts || workers
+        if workers {
+            config.receiveWorkers = true
+            config.defaultQueueAffinity = [0]
+            config.workerSleepTimeoutMilliseconds = sleepMs
+        }
         config.linkTimeout = .seconds(20)
         return config
     }
@@ -121,12 +129,14 @@ struct IGBTraffic: ParsableCommand {
         result.eepromAutoReadDone = miniport.eepromAutoReadDone
         result.link = miniport.linkState.up ? "up \(miniport.linkState.speedBitsPerSecond / 1_000_000) Mb/s" : "down"
         let recorder = FrameRecorder(echo: echo, start: start)
+        recorder.recordThreads = workers
         let binding = try adapter.openBinding(recorder)
         if echo { recorder.pool = try binding.makeSendPool(count: 256, bufferSize: 2048) }
-        for spec in queues {
+        for (index, spec) in queues.enumerated() {
             let parts = spec.split(separator: "/")
             guard let queueMAC = MACAddress(String(parts[0])) else { throw ScenarioError("bad MAC in --queue \(spec)") }
             var parameters = ReceiveQueueParameters(numberOfBuffers: buffers)
+            if workers { parameters.processorAffinity = [index] }
             if lookahead > 0 {
                 parameters.flags.insert(.lookaheadSplitRequired)
                 parameters.lookaheadSize = lookahead
@@ -151,6 +161,8 @@ struct IGBTraffic: ParsableCommand {
         try Data().write(to: URL(fileURLWithPath: out).appendingPathComponent("ready"))
         if let feed {
             feed(adapter)
+        } else if workers {
+            result.workers = watchWorkers(miniport, recorder, queueIDs: result.queues.map(\.id))
         } else if interrupts {
             result.interrupts = sleepOnInterrupts(adapter, miniport, recorder)
         } else {
@@ -158,11 +170,13 @@ struct IGBTraffic: ParsableCommand {
         }
         // Let the last echoes complete.
         for _ in 0..<200 where recorder.completed < recorder.echoed { _ = adapter.poll(budget: 64); usleep(100) }
-        result.frames = recorder.frames
-        result.framesPerQueue = recorder.perQueue.reduce(into: [:]) { $0[String($1.key)] = $1.value }
-        result.echoed = recorder.echoed
-        result.sendCompletions = recorder.sendCompletions
-        result.sendSuccesses = recorder.successes
+        recorder.locked {
+            result.frames = recorder.frames
+            result.framesPerQueue = recorder.perQueue.reduce(into: [:]) { $0[String($1.key)] = $1.value }
+            result.echoed = recorder.echoed
+            result.sendCompletions = recorder.sendCompletions
+            result.sendSuccesses = recorder.successes
+        }
         if case let .statistics(report) = try adapter.request(.statistics) {
             result.statistics = ["rxFrames": report.global.receivedFrames, "txFrames": report.global.transmittedFrames,
                                  "rxErrors": report.global.receiveErrors, "rxDrops": report.global.receiveDrops,
@@ -173,6 +187,14 @@ struct IGBTraffic: ParsableCommand {
         result.halt = report.description
         result.haltClean = report.isClean
         result.liveDMARegionsAfterHalt = function.dma.liveRegionCount
+        if workers, var w = result.workers {
+            // Halt joined every worker: none is listed and no thread of theirs is left in the process.
+            w.workersAfterHalt = miniport.receiveWorkers.count
+            w.threadsLeftAfterHalt = w.workers.map(\.threadID).filter { access("/proc/self/task/\($0)", F_OK) == 0 }
+            if w.workersAfterHalt != 0 { result.errors.append("\(w.workersAfterHalt) receive workers still listed after halt") }
+            if !w.threadsLeftAfterHalt.isEmpty { result.errors.append("worker threads \(w.threadsLeftAfterHalt) still exist after halt") }
+            result.workers = w
+        }
         if !report.isClean { result.errors.append("halt was not clean: \(report)") }
     }
 
@@ -194,6 +216,30 @@ struct IGBTraffic: ParsableCommand {
                 usleep(50)
             }
         }
+    }
+
+    /// With receive workers the adapter's own threads receive: sample their counters every 100 ms
+    /// until the host is done (the host reads the idle windows and the wakeups from the samples).
+    private func watchWorkers<F: PCIFunction>(_ miniport: IGBMiniport<F>, _ recorder: FrameRecorder, queueIDs: [Int]) -> WorkersReport {
+        var report = WorkersReport(sleepTimeoutMilliseconds: Int(sleepMs))
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+        func snapshot() -> [WorkerInfo] {
+            miniport.receiveWorkers.map { w in
+                let queue = w.slot == 0 ? 0 : queueIDs.first { miniport.receiveWorker(for: ReceiveQueueID(UInt16($0))) === w }
+                return WorkerInfo(slot: w.slot, queue: queue, requestedCPUs: w.requestedCPUs.sorted(), pinnedCPUs: w.pinnedCPUs.sorted(),
+                                  pinningProblem: w.pinningProblem, threadID: w.threadID, lastCPU: w.lastCPU, polls: w.polls,
+                                  busyPolls: w.busyPolls, eventWaits: w.eventWaits, wakeups: w.wakeups)
+            }
+        }
+        while ContinuousClock.now < deadline && !hostDone(out) {
+            let at = FrameRecorder.milliseconds(ContinuousClock.now - recorder.start)
+            let frames = recorder.locked { recorder.total }
+            report.samples.append(WorkerSample(atMilliseconds: at, frames: frames,
+                                               counters: snapshot().map { [$0.slot, $0.polls, $0.eventWaits, $0.wakeups] }))
+            usleep(100_000)
+        }
+        report.workers = snapshot()
+        return report
     }
 
     /// The datapath of an idle NIC with interrupts: poll while frames come, then sleep on the
@@ -291,6 +337,38 @@ struct InterruptReport: Codable {
     var framesFoundWhilePolling = 0
 }
 
+struct WorkerInfo: Codable {
+    var slot: Int
+    /// The NDIS queue id it serves (0: the default queue).
+    var queue: Int?
+    var requestedCPUs: [Int]
+    var pinnedCPUs: [Int]
+    var pinningProblem: String?
+    var threadID: Int
+    var lastCPU: Int
+    var polls: Int
+    var busyPolls: Int
+    var eventWaits: Int
+    var wakeups: Int
+}
+
+struct WorkerSample: Codable {
+    var atMilliseconds: Double
+    /// Frames indicated so far.
+    var frames: Int
+    /// Per worker: [slot, polls, eventWaits, wakeups].
+    var counters: [[Int]]
+}
+
+struct WorkersReport: Codable {
+    var sleepTimeoutMilliseconds: Int
+    var samples: [WorkerSample] = []
+    /// The workers' counters when the host was done (before halt).
+    var workers: [WorkerInfo] = []
+    var workersAfterHalt = -1
+    var threadsLeftAfterHalt: [Int] = []
+}
+
 struct TrafficResult: Codable {
     var ok = false
     var errors: [String] = []
@@ -308,6 +386,7 @@ struct TrafficResult: Codable {
     var sendCompletions: [String: Int] = [:]
     var sendSuccesses = 0
     var interrupts: InterruptReport?
+    var workers: WorkersReport?
     var statistics: [String: UInt64] = [:]
     var modelWire: [String: Int]?
     var halt = ""
