@@ -336,14 +336,29 @@ public struct NetBufferList {
         return try body(UnsafeRawBufferPointer(start: scratch.baseAddress, count: length))
     }
 
-    /// Copies up to `count` data bytes (from the data start, across segments) into `destination`.
+    /// Copies up to `count` data bytes, starting `start` bytes after the data start and crossing
+    /// segments, into `destination`.
     /// - Returns: the number of bytes copied.
     @inlinable
     @discardableResult
-    public func copyData(into destination: UnsafeMutableRawBufferPointer, count: Int? = nil) -> Int {
-        let want = min(count ?? dataLength, dataLength, destination.count)
+    public func copyData(into destination: UnsafeMutableRawBufferPointer, from start: Int = 0, count: Int? = nil) -> Int {
+        guard start >= 0, start < dataLength else { return 0 }
+        let want = min(count ?? dataLength, dataLength - start, destination.count)
         guard want > 0, let dst = destination.baseAddress else { return 0 }
         var (index, offset) = currentSegment
+        // Skip `start` bytes: whole segments first, then into the one where the copy begins.
+        var skip = start
+        while skip > 0 && index < segmentCount {
+            let available = Int(storage.pointee.segments[index].length) - offset
+            if skip < available {
+                offset += skip
+                skip = 0
+            } else {
+                skip -= max(available, 0)
+                index += 1
+                offset = 0
+            }
+        }
         var copied = 0
         while copied < want && index < segmentCount {
             let seg = storage.pointee.segments[index]

@@ -140,42 +140,12 @@ extension NetBufferList {
             // Too short to hold the tag: keep the addresses only.
             return (wire, copyData(into: destination, count: min(12, destination.count)))
         }
-        _ = copyBytes(from: 0, count: 12, into: base)
+        _ = copyData(into: UnsafeMutableRawBufferPointer(start: base, count: 12))
         // 802.1Q tag: TPID 0x8100, then TCI = PCP(3) | DEI(1) | VID(12).
         destination.setBE16(12, EtherType.vlan)
         destination.setBE16(14, UInt16(info.userPriority & 0x7) << 13 | (info.vlanID & 0x0fff))
-        let rest = copyBytes(from: 12, count: min(length - 12, destination.count - 16), into: base + 16)
+        let rest = copyData(into: UnsafeMutableRawBufferPointer(start: base + 16, count: destination.count - 16), from: 12)
         return (wire, 16 + rest)
-    }
-
-    /// Copies up to `count` data bytes starting at data position `start`, across segments.
-    /// - Returns: the number of bytes copied.
-    @inlinable
-    public func copyBytes(from start: Int, count: Int, into destination: UnsafeMutableRawPointer) -> Int {
-        guard start >= 0, count > 0, start < dataLength else { return 0 }
-        let want = min(count, dataLength - start)
-        var (index, offset) = currentSegment
-        var skip = start
-        var copied = 0
-        while copied < want && index < segmentCount {
-            let seg = segment(index)
-            var available = Int(seg.length) - offset
-            if skip > 0 && available > 0 {
-                let s = min(skip, available)
-                skip -= s
-                offset += s
-                available -= s
-            }
-            if skip == 0, available > 0, let base = seg.address {
-                let n = min(available, want - copied)
-                // Safety: the source lies inside the segment's valid bytes; the destination holds `count` bytes.
-                (destination + copied).copyMemory(from: base + offset, byteCount: n)
-                copied += n
-            }
-            index += 1
-            offset = 0
-        }
-        return copied
     }
 }
 

@@ -28,6 +28,19 @@ struct NetBufferListTests {
         }
     }
 
+    @Test func copyFromAnOffsetSkipsIntoTheRightSegment() {
+        withSplitNBL { nbl in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+            defer { buffer.deallocate() }
+            // Data is bytes 4..<20 of segment 0, then 100..<130 of segment 1.
+            #expect(nbl.copyData(into: buffer, from: 10, count: 10) == 10)
+            #expect(Array(buffer.prefix(10)) == (14..<20).map { UInt8($0) } + (100..<104).map { UInt8($0) })
+            #expect(nbl.copyData(into: buffer, from: 20) == 26)
+            #expect(Array(buffer.prefix(26)) == (104..<130).map { UInt8($0) })
+            #expect(nbl.copyData(into: buffer, from: 46) == 0, "past the end copies nothing")
+        }
+    }
+
     @Test func advanceAndRetreatMoveTheDataStartWithinBackfill() {
         withSplitNBL { nbl in
             #expect(nbl.advanceDataStart(by: 16))

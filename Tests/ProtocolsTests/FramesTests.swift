@@ -43,14 +43,14 @@ import Testing
         #expect(Array(out[0..<c2]) == untagged)
     }
 
-    @Test func copyBytesWalksAcrossSegments() {
+    @Test func copyFromAnOffsetWalksAcrossSegments() {
         let frame = (0..<200).map { UInt8($0) }
         let h = HandMadeNBL(frame, split: 54)
-        let out = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 8)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
         defer { out.deallocate() }
-        #expect(h.nbl.copyBytes(from: 50, count: 10, into: out) == 10)
-        #expect((0..<10).map { out.load(fromByteOffset: $0, as: UInt8.self) } == Array(50..<60))
-        #expect(h.nbl.copyBytes(from: 190, count: 50, into: out) == 10)
-        #expect(h.nbl.copyBytes(from: 200, count: 5, into: out) == 0)
+        #expect(h.nbl.copyData(into: out, from: 50, count: 10) == 10)
+        #expect(Array(out.prefix(10)) == Array(50..<60))
+        #expect(h.nbl.copyData(into: out, from: 190, count: 50) == 10)
+        #expect(h.nbl.copyData(into: out, from: 200, count: 5) == 0)
     }
 }
