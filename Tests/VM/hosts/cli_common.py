@@ -22,17 +22,7 @@ def exited(ctx):
 
 def wait_exit(ctx, timeout=60.0, host_done=False):
     """Waits for the guest command to exit; returns its exit code (the harness judges it too)."""
-    if host_done:
-        open(os.path.join(ctx.out, "host-done"), "w").close()
-    path = os.path.join(ctx.out, "exit")
-    try:
-        traffic.wait_for_file(path, timeout)
-    except TimeoutError:
-        raise Failure(f"the guest command did not exit within {timeout:.0f} s") from None
-    with open(path) as f:
-        code = json.load(f)["code"]
-    ctx.log(f"guest exited with {code}")
-    return code
+    return ctx.finish_guest(timeout=timeout, host_done=host_done)
 
 
 def wait_file(ctx, name, timeout=60.0):
