@@ -73,10 +73,7 @@ public final class IGBSubject: BenchSubject {
             f.model.setBenchmarkReceive(frame: nil)
             guard f.model.faults.isEmpty else { throw .setup("\(f.name): DMA faults: \(f.model.faults.prefix(3))") }
         }
-        for a in adapters {
-            let report = a.halt()
-            guard report.isClean else { throw .setup("\(a.name) halted unclean: \(report)") }
-        }
+        try BenchAdapters.haltClean(adapters)
     }
 }
 

@@ -19,12 +19,7 @@ public final class LoopbackSubject: BenchSubject {
         config.buffersPerQueue = 256
         config.lookaheadSplit = false
         let miniport = LoopbackMiniport(config)
-        let adapter = Adapter(name: name, miniport: miniport, sharedMemory: HostMemoryProvider())
-        do {
-            try adapter.initialize()
-            try adapter.restart()
-        } catch { throw .setup("\(name): \(error)") }
-        return (adapter, miniport)
+        return (try BenchAdapters.start(name, miniport: miniport), miniport)
     }
 }
 
@@ -84,9 +79,6 @@ final class LoopbackWorkload: BenchWorkload {
     }
 
     func finish() throws(BenchError) {
-        for a in [input] + (output.map { [$0] } ?? []) {
-            let report = a.halt()
-            guard report.isClean else { throw .setup("\(a.name) halted unclean: \(report)") }
-        }
+        try BenchAdapters.haltClean([input] + (output.map { [$0] } ?? []))
     }
 }

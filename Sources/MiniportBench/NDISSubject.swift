@@ -23,19 +23,11 @@ public final class NDISSubject: BenchSubject {
 
     static func makeAdapter(_ name: String, ringSize: Int) throws(BenchError) -> (Adapter, NullMiniport) {
         let miniport = NullMiniport(ringSize: ringSize, frame: frame)
-        let adapter = Adapter(name: name, miniport: miniport, sharedMemory: HostMemoryProvider())
-        do {
-            try adapter.initialize()
-            try adapter.restart()
-        } catch { throw .setup("\(name): \(error)") }
-        return (adapter, miniport)
+        return (try BenchAdapters.start(name, miniport: miniport), miniport)
     }
 
     static func finish(_ adapters: [Adapter]) throws(BenchError) {
-        for a in adapters {
-            let report = a.halt()
-            guard report.isClean else { throw .setup("\(a.name) halted unclean: \(report)") }
-        }
+        try BenchAdapters.haltClean(adapters)
     }
 }
 
