@@ -46,7 +46,7 @@ struct Capture: ParsableCommand {
         do { specs = try QueueFilterSpec.parse(macs: macs, vlans: vlans) } catch { throw CLIError.input(error) }
         let limit = try parseCount(count, option: "--count")
         if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
 

@@ -35,7 +35,7 @@ struct Respond: ParsableCommand {
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
         let limit = try parseCount(count, option: "--count")
         if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         let responder = Responder(address: address, limit: limit)
