@@ -88,6 +88,9 @@ public final class Adapter: NetBufferListReturnTarget {
         get { fast.pointee.frameworkDrops }
         set { fast.pointee.frameworkDrops = newValue }
     }
+    /// Frames indicated on a LOOKAHEAD_SPLIT_REQUIRED queue whose lookahead segment holds fewer than
+    /// min(lookahead size, frame length) bytes: a miniport broke the split rule (see `checkLookaheadSplit`).
+    public internal(set) var lookaheadSplitViolations: UInt64 = 0
     /// Frames indicated to protocols, per queue id (queues that indicated any).
     public var indicatedFrames: [UInt16: UInt64] {
         var result: [UInt16: UInt64] = [:]
