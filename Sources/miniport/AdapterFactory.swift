@@ -47,6 +47,7 @@ final class OpenedAdapter {
     /// Releases the device after halt (VFIO: unmaps BARs and DMA, closes the group).
     let closeDevice: () -> Void
     private var haltReport: HaltReport?
+    private var missedBeforeStart: UInt64 = 0
 
     init(adapter: Adapter, wire: (any Wire)?, dma: (any DMAAllocator)?, dmaDomain: ObjectIdentifier, lock: DeviceLock?,
          address: String, logger: Logger, missedOnWire: @escaping () -> UInt64 = { 0 }, closeDevice: @escaping () -> Void = {}) {
@@ -61,6 +62,17 @@ final class OpenedAdapter {
         self.closeDevice = closeDevice
     }
 
+    /// MiniportRestart: Paused → Running, receive enabled. Commands call it after their bindings,
+    /// packet filter, queues and filters are in place (NDIS's order), so that even on a busy wire
+    /// every frame lands on the queue its filters select, from the first frame on.
+    func start() throws(CLIError) {
+        guard adapter.state != .running else { return }
+        // Frames that reached the wire while receive was off were not missed by a running NIC.
+        missedBeforeStart = missedOnWire()
+        do { try adapter.restart() } catch { throw .adapter("starting \(address)", error) }
+        logger.debug("\(address) running")
+    }
+
     /// Lets the model work (if any), then runs the miniport's receive and completion work.
     @discardableResult
     func poll(budget: Int = 64) -> Int {
@@ -68,9 +80,10 @@ final class OpenedAdapter {
         return adapter.poll(budget: budget)
     }
 
-    /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's.
+    /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's
+    /// (since `start`: before it receive was off and the NIC took nothing, by design).
     var drops: UInt64 {
-        var d = missedOnWire()
+        var d = missedOnWire() &- missedBeforeStart
         if case let .statistics(s)? = try? adapter.request(.statistics) {
             d += s.frameworkDrops + s.global.receiveDrops
         } else {
@@ -96,6 +109,10 @@ final class OpenedAdapter {
 }
 
 /// Opens adapters for the commands: the hardware model (`--model`) or a device by PCI address.
+///
+/// The adapter comes back initialized and Paused (receive off in hardware): the command opens its
+/// binding, sets its packet filter, allocates its queues and sets their filters while Paused, then
+/// calls `OpenedAdapter.start()`.
 ///
 /// This is the one seam between the commands and the miniports: `makeModel` is the IGB miniport on
 /// the in-process 82576 model, `makeDevice` the IGB miniport on a function bound to vfio-pci.
@@ -143,13 +160,13 @@ enum AdapterFactory {
         function.model.start()
         let adapter: Adapter
         do {
-            adapter = try IGBMiniport.makeAdapter(function: function, name: name, configuration: config)
+            adapter = try IGBMiniport.makeAdapter(function: function, name: name, configuration: config, start: false)
         } catch {
             function.model.stop()
             throw .adapter("bringing up \(name)", error)
         }
         function.model.stop()
-        logger.debug("\(name) running, MAC \(macAddress)")
+        logger.debug("\(name) initialized (Paused), MAC \(macAddress)")
         let model = function.model
         return OpenedAdapter(adapter: adapter, wire: IGBModelWire(model), dma: function.dma,
                              dmaDomain: ObjectIdentifier(function.dma), lock: lock, address: name, logger: logger,
@@ -172,13 +189,13 @@ enum AdapterFactory {
         config.linkTimeout = .seconds(20)
         let adapter: Adapter
         do {
-            adapter = try IGBMiniport.makeAdapter(function: function, name: address, configuration: config)
+            adapter = try IGBMiniport.makeAdapter(function: function, name: address, configuration: config, start: false)
         } catch {
             _ = function.close()
             if case .notSupported = error { throw .noMiniport(address) }
             throw .adapter("bringing up \(address)", error)
         }
-        logger.debug("\(address) running")
+        logger.debug("\(address) initialized (Paused)")
         // Two VFIO devices share DMA memory only inside one container; each device here has its own.
         return OpenedAdapter(adapter: adapter, wire: nil, dma: function.dma, dmaDomain: ObjectIdentifier(function.dma),
                              lock: lock, address: address, logger: logger, closeDevice: { _ = function.close() })
