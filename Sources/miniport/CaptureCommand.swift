@@ -1,4 +1,5 @@
 import ArgumentParser
+import MiniportRegistry
 import Logging
 import NDIS
 import Protocols
@@ -71,7 +72,7 @@ struct Capture: ParsableCommand {
         }
         do {
             // Everything is in place while Paused: only now does receive start (MiniportRestart).
-            try opened.start()
+            try opened.startReceiving()
             try ready.signal()
         } catch {
             queues.release()

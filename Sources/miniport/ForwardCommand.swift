@@ -1,4 +1,5 @@
 import ArgumentParser
+import MiniportRegistry
 import Logging
 import NDIS
 import Protocols
@@ -62,8 +63,8 @@ struct Forward: ParsableCommand {
             throw CLIError.adapter("binding the forwarder to \(input.address) and \(output.address)", error)
         }
         // The output side runs first, so the first frame received already has somewhere to go.
-        try output.start()
-        try input.start()
+        try output.startReceiving()
+        try input.startReceiving()
         try ready.signal()
         logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
         let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }
