@@ -16,6 +16,9 @@ public final class LoopbackMiniport: MiniportDriver {
         /// Splits lookahead-split frames this many bytes before the requested lookahead size: a
         /// miniport that breaks the split rule, for the framework's check (tests only; 0: correct).
         public var lookaheadSplitShortfall = 0
+        /// A broken miniport, for tests of the framework's guard: receive is on from initialize
+        /// instead of from restart, so frames on the wire are indicated while the adapter is Paused.
+        public var receivesBeforeRestart = false
         public init() {}
     }
 
@@ -124,8 +127,12 @@ public final class LoopbackMiniport: MiniportDriver {
         queues[queue.rawValue] = q
     }
 
-    public func restart() throws(NDISError) {}
-    public func pause() {}
+    /// Receive is enabled between restart and pause only (NDIS's order); frames that arrive while it
+    /// is off wait on the "wire" (as QEMU holds them) and are received after restart.
+    var receiving = false
+
+    public func restart() throws(NDISError) { receiving = true }
+    public func pause() { receiving = false }
 
     public func halt() {
         halted = true
@@ -213,6 +220,7 @@ public final class LoopbackMiniport: MiniportDriver {
 
     public func poll(budget: Int) -> Int {
         guard let handle else { return 0 }
+        guard receiving || configuration.receivesBeforeRestart else { return 0 }
         var done = 0
         while done < budget && !pending.isEmpty {
             let frame = pending.removeFirst()
