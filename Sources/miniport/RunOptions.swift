@@ -2,6 +2,7 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
+import MiniportRegistry
 import NDIS
 import Protocols
 
@@ -105,5 +106,7 @@ func deadline(after nanoseconds: UInt64?) -> UInt64? {
 
 /// PCI addresses of the command line, checked before anything is opened.
 func checkAddresses(_ texts: String?...) throws(CLIError) {
-    for case let t? in texts { _ = try PCIAddressText.normalize(t) }
+    for case let t? in texts {
+        do { _ = try PCIAddressText.normalize(t) } catch { throw CLIError(error) }
+    }
 }
