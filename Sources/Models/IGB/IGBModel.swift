@@ -124,6 +124,8 @@ public final class IGBModel: @unchecked Sendable {
         public var loopedBack = 0
         /// Transmit descriptors the model could not handle (bad DTYP, TSO, oversize packet).
         public var transmitErrors = 0
+        /// Receive frames lost because a descriptor fetch or write-back was refused by the IOMMU.
+        public var lostToDMAFaults = 0
     }
 
     public let configuration: Configuration
