@@ -6,7 +6,9 @@ let package = Package(
     products: [
         .executable(name: "miniport", targets: ["miniport"]),
         .library(name: "NDIS", targets: ["NDIS"]),
+        .library(name: "DriverKit", targets: ["DriverKit"]),
         .library(name: "IGB", targets: ["IGB"]),
+        .library(name: "MiniportRegistry", targets: ["MiniportRegistry"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
     ],
@@ -34,7 +36,18 @@ let package = Package(
         .target(name: "VFIO", dependencies: ["CShim", "PCI", "DeviceAccess"]),
         .target(name: "NDIS", dependencies: ["DeviceAccess", "CShim"]),
         .target(name: "IGBModel", dependencies: ["DeviceAccess"], path: "Sources/Models/IGB"),
-        .target(name: "IGB", dependencies: ["NDIS", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        // What every miniport builds on (Docs/ARCHITECTURE.md): the family protocol the registry lists, ...
+        .target(name: "DriverKit", dependencies: ["NDIS", "DeviceAccess", "CShim"]),
+        .target(name: "IGB", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        // The driver registry and adapter opening (device by PCI address or model NIC), shared by
+        // the CLI and the C API.
+        .target(
+            name: "MiniportRegistry",
+            dependencies: [
+                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "Protocols", dependencies: ["NDIS"]),
         // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
         .target(name: "CBenchSupport"),
@@ -47,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "miniport",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench",
+                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench", "MiniportRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -67,6 +80,7 @@ let package = Package(
         .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+        .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )

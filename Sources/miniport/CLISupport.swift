@@ -24,7 +24,7 @@ enum CLIError: Error, CustomStringConvertible {
         case let .badAddress(a): "bad PCI address '\(a)': write it as dddd:bb:dd.f (for example 0000:03:00.0); see miniport list"
         case let .unknownDevice(a): "no PCI device at \(a): see miniport list for the NICs present"
         case let .busy(a, why): "device \(a) is busy: \(why); stop the other miniport process first"
-        case let .noMiniport(a): "no miniport in this build drives \(a) (only the IGB family: 82576, I350); see miniport list, or run with --model"
+        case let .noMiniport(message): message
         case let .adapter(what, e): "\(what): \(e)"
         case let .capture(e): e.description
         case let .failed(m): m

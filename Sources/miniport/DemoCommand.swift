@@ -1,4 +1,5 @@
 import ArgumentParser
+import MiniportRegistry
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import NDIS
+import MiniportRegistry
 import Protocols
 
 /// The frames a model run drives through the model's wire: for each filter a frame it matches,

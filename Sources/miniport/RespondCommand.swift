@@ -1,4 +1,5 @@
 import ArgumentParser
+import MiniportRegistry
 import Logging
 import NDIS
 import Protocols
