@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import Logging
+import MiniportRegistry
 import NDIS
 import PCI
 import Protocols
@@ -104,28 +105,45 @@ struct Extcap: ParsableCommand {
             return
         }
         if listConfig {
-            print(Self.configText(model: target == nil), terminator: "")
+            var isModel = false
+            if case .model = target { isModel = true }
+            print(Self.configText(model: isModel), terminator: "")
             return
         }
         if let captureFilter, !captureFilter.allSatisfy(\.isWhitespace) {
             throw CLIError.input(.missing("capture filters are not supported by \(interface) (got '\(captureFilter)'): clear the capture filter and choose the traffic with the MAC and VLAN queue filters in the interface options"))
         }
         guard let fifo else { throw CLIError.input(.missing("--fifo PATH is needed with --capture: where Wireshark reads the pcapng")) }
-        try runCapture(device: target, fifo: fifo)
+        try runCapture(target: target, fifo: fifo)
     }
 
-    /// The PCI address an interface name stands for; nil for the hardware model.
-    static func target(of interface: String) throws(CLIError) -> String? {
-        if interface == modelInterface { return nil }
-        guard interface.hasPrefix(devicePrefix) else {
+    /// What an interface name stands for.
+    enum Target: Equatable {
+        /// A model NIC (`miniport-model` is the first of ``ModelNICs/all``, `miniport-model-<nic>` any).
+        case model(String)
+        /// A device by PCI address.
+        case device(String)
+    }
+
+    /// The extcap interface names of the model NICs of this build.
+    static var modelInterfaces: [(value: String, nic: ModelNIC)] {
+        ModelNICs.all.enumerated().map { i, nic in (i == 0 ? modelInterface : "\(modelInterface)-\(nic.name)", nic) }
+    }
+
+    static func target(of interface: String) throws(CLIError) -> Target {
+        if let m = modelInterfaces.first(where: { $0.value == interface }) { return .model(m.nic.name) }
+        guard interface.hasPrefix(devicePrefix), !interface.hasPrefix(modelInterface) else {
             throw .input(.missing("unknown extcap interface '\(interface)': use \(modelInterface) or \(devicePrefix)<dddd:bb:dd.f> as miniport extcap --extcap-interfaces lists them"))
         }
-        return try PCIAddressText.normalize(String(interface.dropFirst(devicePrefix.count)))
+        do { return .device(try PCIAddressText.normalize(String(interface.dropFirst(devicePrefix.count)))) } catch {
+            throw CLIError(error)
+        }
     }
 
     /// NICs bound to vfio-pci that a miniport in this build drives.
     static func boundDevices(root: String) -> [PCIDeviceInfo] {
-        let discovery = PCIDiscovery(paths: HostPaths(root: root), idsFile: nil, useHardwareDatabase: root == "/")
+        let discovery = PCIDiscovery(paths: HostPaths(root: root), idsFile: nil, useHardwareDatabase: root == "/",
+                                     supportTable: MiniportRegistry.supportTable)
         let functions = (try? discovery.functions()) ?? []
         return functions.filter { $0.isNetwork && $0.driver == "vfio-pci" && $0.support?.status == .supported }
     }
@@ -134,7 +152,9 @@ struct Extcap: ParsableCommand {
 
     static func interfacesText(devices: [PCIDeviceInfo]) -> String {
         var out = "extcap {version=\(MiniportVersion.text)}{display=Miniport: VMQ receive queues of userspace NIC drivers}\n"
-        out += "interface {value=\(modelInterface)}{display=Miniport hardware model (IGB miniport on the 82576 model, no NIC needed)}\n"
+        for m in modelInterfaces {
+            out += "interface {value=\(m.value)}{display=Miniport hardware model (\(m.nic.description), no NIC needed)}\n"
+        }
         for d in devices {
             let what = [d.support.map { "\($0.miniport) miniport" }, d.deviceName ?? d.support?.model].compactMap { $0 }.joined(separator: ", ")
             out += "interface {value=\(devicePrefix)\(d.address)}{display=Miniport \(d.address) (\(what), vfio-pci)}\n"
@@ -173,7 +193,7 @@ struct Extcap: ParsableCommand {
         values.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init) }
     }
 
-    func runCapture(device: String?, fifo: String) throws {
+    func runCapture(target: Target, fifo: String) throws {
         let logger = Log.setUp(verbose: verbose)
         let specs: [QueueFilterSpec]
         do { specs = try QueueFilterSpec.parse(macs: Self.splitList(macs), vlans: Self.splitList(vlans)) } catch { throw CLIError.input(error) }
@@ -184,7 +204,11 @@ struct Extcap: ParsableCommand {
         }
         // Wireshark closing the fifo must end the capture with EPIPE, not kill it with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        let opened = try AdapterFactory.open(device: device, model: device == nil, logger: logger)
+        let opened: OpenedAdapter
+        switch target {
+        case let .model(nic): opened = try AdapterFactory.open(device: nil, model: true, nic: nic, logger: logger)
+        case let .device(address): opened = try AdapterFactory.open(device: address, model: false, logger: logger)
+        }
         defer { opened.close() }
         Stop.installHandlers()
         let capture = PacketCapture(limit: nil)
