@@ -13,6 +13,9 @@ public final class LoopbackMiniport: MiniportDriver {
         public var hardwareFields: Set<FilterField> = [.macDestination, .vlanID]
         /// Loop sent frames back into the receive path.
         public var loopback = false
+        /// A broken miniport, for tests of the framework's guard: receive is on from initialize
+        /// instead of from restart, so frames on the wire are indicated while the adapter is Paused.
+        public var receivesBeforeRestart = false
         public init() {}
     }
 
@@ -121,8 +124,12 @@ public final class LoopbackMiniport: MiniportDriver {
         queues[queue.rawValue] = q
     }
 
-    public func restart() throws(NDISError) {}
-    public func pause() {}
+    /// Receive is enabled between restart and pause only (NDIS's order); frames that arrive while it
+    /// is off wait on the "wire" (as QEMU holds them) and are received after restart.
+    var receiving = false
+
+    public func restart() throws(NDISError) { receiving = true }
+    public func pause() { receiving = false }
 
     public func halt() {
         halted = true
@@ -210,6 +217,7 @@ public final class LoopbackMiniport: MiniportDriver {
 
     public func poll(budget: Int) -> Int {
         guard let handle else { return 0 }
+        guard receiving || configuration.receivesBeforeRestart else { return 0 }
         var done = 0
         while done < budget && !pending.isEmpty {
             let frame = pending.removeFirst()

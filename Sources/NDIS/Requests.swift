@@ -47,6 +47,11 @@ public struct StatisticsReport: Sendable, Equatable, Codable {
     public var frameworkDrops: UInt64
     /// NBLs dropped without return and recovered (release builds).
     public var leakedNBLs: UInt64
+    /// Frames the miniport indicated while the adapter was Paused (receive on before restart: a
+    /// miniport bug; also in `frameworkDrops`).
+    public var indicationsWhilePaused: UInt64 = 0
+    /// Sends completed with NDIS_STATUS_MEDIA_DISCONNECTED because the link was down (not sent).
+    public var sendsWhileLinkDown: UInt64 = 0
     public init(global: Statistics = Statistics(), queues: [UInt16: Statistics] = [:], frameworkDrops: UInt64 = 0, leakedNBLs: UInt64 = 0) {
         self.global = global
         self.queues = queues

@@ -51,26 +51,34 @@ struct Capture: ParsableCommand {
         Stop.installHandlers()
 
         let capture = PacketCapture(limit: limit)
+        // On the model the wire already carries the frame mix while the capture sets up.
+        let traffic = opened.wire.map { ModelTraffic(wire: $0, specs: specs, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC) }
+        traffic?.busyWire()
         let binding: Binding
         let queues: QueueSet
         do {
             binding = try opened.adapter.openBinding(capture)
+            traffic?.busyWire()
             _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
             queues = try QueueSet.allocate(specs, on: binding, buffers: 256)
         } catch {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)
         }
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
+        traffic?.busyWire()
         do { try capture.start(path: file, queues: queues.queues) } catch {
             queues.release()
             throw CLIError.capture(error)
         }
-        do { try ready.signal() } catch {
+        do {
+            // Everything is in place while Paused: only now does receive start (MiniportRestart).
+            try opened.startReceiving()
+            try ready.signal()
+        } catch {
             queues.release()
             throw error
         }
 
-        let traffic = opened.wire.map { ModelTraffic(wire: $0, specs: specs, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC) }
         let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
         while !capture.isComplete && !Stop.isRequested {
             if let deadline, Clock.monotonicNanoseconds() >= deadline { break }

@@ -48,6 +48,8 @@ struct Demo: ParsableCommand {
             throw CLIError.adapter("allocating the demo queues", error)
         }
         counter.acceptance.set(queues.queues)
+        // Binding, packet filter, queues and filters are in place: now receive starts.
+        try opened.startReceiving()
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
         guard let wire = opened.wire else { throw CLIError.failed("the model has no wire") }
         let traffic = ModelTraffic(wire: wire, specs: Demo.filters, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)

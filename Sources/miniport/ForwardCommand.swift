@@ -62,6 +62,9 @@ struct Forward: ParsableCommand {
         } catch {
             throw CLIError.adapter("binding the forwarder to \(input.address) and \(output.address)", error)
         }
+        // The output side runs first, so the first frame received already has somewhere to go.
+        try output.startReceiving()
+        try input.startReceiving()
         try ready.signal()
         logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
         let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }

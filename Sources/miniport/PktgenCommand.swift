@@ -57,6 +57,7 @@ struct Pktgen: ParsableCommand {
         let generator = PacketGenerator(configuration: c, poolSize: 512)
         do { _ = try opened.adapter.openBinding(generator) } catch { throw CLIError.adapter("opening a binding on \(opened.address)", error) }
         if let e = generator.setupError { throw CLIError.adapter("making the send pool on \(opened.address)", e) }
+        try opened.startReceiving()
         logger.debug("sending \(n) frame(s) of \(size) bytes at \(rate == 0 ? "full speed" : "\(rate)/s")")
         var onWire = 0, outOfOrder = 0
         var expected: UInt64 = 0

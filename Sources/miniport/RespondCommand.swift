@@ -48,6 +48,7 @@ struct Respond: ParsableCommand {
             throw CLIError.adapter("opening a binding on \(opened.address)", error)
         }
         if let e = responder.setupError { throw CLIError.adapter("making the send pool on \(opened.address)", e) }
+        try opened.startReceiving()
         logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
         try ready.signal()
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }

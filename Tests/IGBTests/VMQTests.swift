@@ -87,6 +87,38 @@ struct VMQTests {
         bench.haltAndCheck()
     }
 
+    @Test(arguments: [IGBModel.Fidelity.qemu, .datasheet])
+    func softwareFiltersApplyToRESOURCESIndicationsWhenTheProtocolHoldsItsNBLs(fidelity: IGBModel.Fidelity) throws {
+        // A VLAN-only queue runs in software on the default queue's frames. The protocol holds every
+        // NBL it owns, so the default ring runs low and the miniport lends frames with RESOURCES:
+        // those must reach the VLAN queue too, not rxq0.
+        let bench = try Bench(fidelity: fidelity)
+        let q = try bench.allocateQueue()
+        let f = try bench.setFilter(q, [.vlanID(100)])
+        #expect(try bench.filter(f, on: q)?.inHardware == false)
+        bench.recorder.hold = true
+        var sent: [[UInt8]] = []
+        for round in 0..<12 {
+            for i in 0..<32 {
+                let frame = Frames.udp(to: bench.address, vlan: 100, sourcePort: UInt16(round * 32 + i), payload: Frames.payload(60))
+                sent.append(frame)
+                bench.model.inject(frame)
+            }
+            bench.pump(rounds: 4)
+        }
+        #expect(sent.count == 384)
+        let r = bench.recorder
+        #expect(r.frames.contains { $0.resources }, "the test needs RESOURCES indications")
+        #expect(r.frames(on: 0).count == 0, "VLAN-100 frames landed on rxq0")
+        #expect(r.frames(on: q.rawValue).count == 384)
+        #expect(r.frames.allSatisfy { UInt16($0.info.receiveQueueID) == $0.queue })
+        #expect(r.frames.allSatisfy { $0.info.vlanID == 100 })
+        r.returnHeld()
+        try bench.binding.request(.clearFilter(f))
+        #expect(try bench.binding.request(.freeQueue(q)).isDone)
+        bench.haltAndCheck()
+    }
+
     @Test func mixingMACOnlyAndMACVLANFiltersFallsBackToSoftwareRatherThanMisroute() throws {
         let bench = try Bench()
         let q1 = try bench.allocateQueue()
