@@ -212,9 +212,15 @@ struct Extcap: ParsableCommand {
         defer { opened.close() }
         Stop.installHandlers()
         let capture = PacketCapture(limit: nil)
+        // On the model the mix is on the wire while the capture sets up (the adapter is Paused).
+        let mix = traffic == "mix" ? opened.wire.map {
+            ModelTraffic(wire: $0, specs: specs, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)
+        } : nil
+        mix?.busyWire()
         let queues: QueueSet
         do {
             let binding = try opened.adapter.openBinding(capture)
+            mix?.busyWire()
             _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
             queues = try QueueSet.allocate(specs, on: binding, buffers: 256, lookahead: lookahead > 0 ? lookahead : nil)
         } catch {
@@ -224,9 +230,13 @@ struct Extcap: ParsableCommand {
             queues.release()
             throw CLIError.capture(error)
         }
-        let mix = traffic == "mix" ? opened.wire.map {
-            ModelTraffic(wire: $0, specs: specs, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)
-        } : nil
+        do {
+            // Queues and filters are in place while Paused: only now does receive start.
+            try opened.startReceiving()
+        } catch {
+            queues.release()
+            throw error
+        }
         let pace = mix.map { _ in FramePacer(rate: rate) }
         while !Stop.isRequested {
             if let mix, let pace {
