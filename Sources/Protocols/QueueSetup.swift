@@ -129,12 +129,18 @@ public final class QueueSet {
     /// Allocates one queue per filter spec on `binding`'s adapter; on failure, frees what it made.
     /// - Parameters:
     ///   - buffers: receive buffers per queue.
-    /// - Throws: `NDISError` from the adapter (no queue left, filter refused…).
-    public static func allocate(_ specs: [QueueFilterSpec], on binding: Binding, buffers: Int = 256) throws(NDISError) -> QueueSet {
+    ///   - lookahead: split every frame of each queue at this many bytes (LOOKAHEAD_SPLIT_REQUIRED); nil: no split.
+    /// - Throws: `NDISError` from the adapter (no queue left, filter refused, lookahead out of range…).
+    public static func allocate(_ specs: [QueueFilterSpec], on binding: Binding, buffers: Int = 256, lookahead: Int? = nil) throws(NDISError) -> QueueSet {
         let set = QueueSet(binding: binding, queues: [QueueDescriptor(id: .default, filters: [])])
         do {
             for spec in specs {
-                guard case let .queueAllocated(id) = try binding.request(.allocateQueue(ReceiveQueueParameters(numberOfBuffers: buffers, name: spec.description))) else {
+                var parameters = ReceiveQueueParameters(numberOfBuffers: buffers, name: spec.description)
+                if let lookahead {
+                    parameters.flags.insert(.lookaheadSplitRequired)
+                    parameters.lookaheadSize = lookahead
+                }
+                guard case let .queueAllocated(id) = try binding.request(.allocateQueue(parameters)) else {
                     throw NDISError.miniportFailure("ALLOCATE_QUEUE answered without a queue id")
                 }
                 set.queues.append(QueueDescriptor(id: id, filters: [spec]))
