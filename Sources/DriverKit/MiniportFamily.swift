@@ -39,7 +39,9 @@ public protocol MiniportFamily {
     /// Ids the family recognises but will not drive, with the one-line reason and fix
     /// (a legacy virtio device, for example); nil for any other id.
     static func refusal(vendorID: UInt16, deviceID: UInt16) -> String?
-    /// Makes, initializes and restarts an adapter for `function`.
+    /// Makes and initializes an adapter for `function`, and leaves it Paused with receive off in
+    /// hardware (NDIS's order): the caller binds, sets the packet filter, allocates queues and sets
+    /// filters, then calls `Adapter.restart()` (for the commands: `OpenedAdapter.start()`).
     static func makeAdapter<F: PCIFunction>(function: F, name: String, context: OpeningContext) throws(NDISError) -> Adapter
 }
 

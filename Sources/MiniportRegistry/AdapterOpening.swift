@@ -73,6 +73,7 @@ public final class OpenedAdapter {
     /// Releases the device after halt (VFIO: unmaps BARs and DMA, closes the group).
     let closeDevice: () -> Void
     private var haltReport: HaltReport?
+    private var missedBeforeStart: UInt64 = 0
 
     public init(adapter: Adapter, wire: (any Wire)?, dma: (any DMAAllocator)?, dmaDomain: ObjectIdentifier, lock: DeviceLock?,
                 address: String, family: String, logger: Logger, missedOnWire: @escaping () -> UInt64 = { 0 },
@@ -89,6 +90,18 @@ public final class OpenedAdapter {
         self.closeDevice = closeDevice
     }
 
+    /// MiniportRestart: Paused → Running, receive enabled. The adapter comes back from opening
+    /// Paused; commands call this after their bindings, packet filter, queues and filters are in
+    /// place (NDIS's order), so that even on a busy wire every frame lands on the queue its filters
+    /// select, from the first frame on.
+    public func start() throws(OpenError) {
+        guard adapter.state != .running else { return }
+        // Frames that reached the wire while receive was off were not missed by a running NIC.
+        missedBeforeStart = missedOnWire()
+        do { try adapter.restart() } catch { throw .adapter("starting \(address)", error) }
+        logger.debug("\(address) running")
+    }
+
     /// Lets the model work (if any), then runs the miniport's receive and completion work.
     @discardableResult
     public func poll(budget: Int = 64) -> Int {
@@ -103,6 +116,7 @@ public final class OpenedAdapter {
         return adapter.poll(budget: budget)
     }
 
+<<<<<<< HEAD
     /// Connects the model's wire to the Linux TAP `name` (an existing persistent TAP, or a new
     /// one): from now on `poll` carries frames between them and `wire` is nil.
     public func attachTap(_ name: String) throws(OpenError) {
@@ -113,8 +127,12 @@ public final class OpenedAdapter {
     }
 
     /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's.
+=======
+    /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's
+    /// (since `start`: before it receive was off and the NIC took nothing, by design).
+>>>>>>> origin/main
     public var drops: UInt64 {
-        var d = missedOnWire()
+        var d = missedOnWire() &- missedBeforeStart
         if case let .statistics(s)? = try? adapter.request(.statistics) {
             d += s.frameworkDrops + s.global.receiveDrops
         } else {
@@ -181,7 +199,7 @@ public enum ModelNICs {
             throw .adapter("bringing up \(name)", error)
         }
         function.model.stop()
-        logger.debug("\(name) running, MAC \(mac)")
+        logger.debug("\(name) initialized (Paused), MAC \(mac)")
         let model = function.model
         return OpenedAdapter(adapter: adapter, wire: IGBModelWire(model), dma: function.dma,
                              dmaDomain: ObjectIdentifier(function.dma), lock: lock, address: name, family: IGBFamily.name,
@@ -200,7 +218,8 @@ final class IGBModelWire: Wire {
 
 /// Opens adapters: a model NIC in this process, or a device by PCI address through the family
 /// that claims its id (`MiniportRegistry`). The one seam between the commands (and the C API) and
-/// the miniports.
+/// the miniports. The adapter comes back initialized and Paused (receive off in hardware): bind,
+/// set the packet filter, queues and filters, then `OpenedAdapter.start()`.
 public enum AdapterOpener {
     /// The MAC address a model NIC has by default (a locally administered QEMU-style address).
     public static let modelMAC = MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x56)
@@ -272,7 +291,7 @@ public enum AdapterOpener {
             _ = function.close()
             throw .adapter("bringing up \(address) (\(family.name))", error)
         }
-        logger.debug("\(address) running (\(family.name))")
+        logger.debug("\(address) initialized, Paused (\(family.name))")
         // Two VFIO devices share DMA memory only inside one container; each device here has its own.
         return OpenedAdapter(adapter: adapter, wire: nil, dma: function.dma, dmaDomain: ObjectIdentifier(function.dma),
                              lock: lock, address: address, family: family.name, logger: logger, closeDevice: { _ = function.close() })

@@ -47,3 +47,11 @@ extension CLIError {
         }
     }
 }
+
+extension OpenedAdapter {
+    /// `start()` (MiniportRestart) with its error as the CLI's: the commands call it once their
+    /// binding, packet filter, queues and filters are in place.
+    func startReceiving() throws(CLIError) {
+        do { try start() } catch { throw CLIError(error) }
+    }
+}

@@ -37,6 +37,14 @@ final class ModelTraffic {
         pattern = frames
     }
 
+    /// The wire is busy before and while the command sets up: one whole round of the pattern
+    /// arrives (and the model works on it) at each call. With receive still off (Paused) the NIC
+    /// takes none of it; a NIC that received it early would show it on the wrong queue.
+    func busyWire() {
+        drive(frames: pattern.count)
+        wire.step()
+    }
+
     /// Puts the next `frames` frames of the pattern on the wire.
     func drive(frames: Int) {
         for _ in 0..<frames {

@@ -38,6 +38,10 @@ struct RegistryTests {
         let opened = try AdapterOpener.openModel(nic: "igb", name: "registry-test")
         #expect(opened.family == "igb")
         #expect(opened.adapter.attributes?.permanentAddress == AdapterOpener.modelMAC)
+        // Opened Paused (receive off) so the caller sets filters and queues first; start runs it.
+        #expect(opened.adapter.state == .paused)
+        try opened.start()
+        #expect(opened.adapter.state == .running)
         let (report, left) = opened.close()
         #expect(report.isClean, "\(report)")
         #expect(left == 0)

@@ -20,6 +20,7 @@ public enum IGBFamily: MiniportFamily {
             // A multicast frame goes only to queues whose filters accept it, else to the default queue.
             config.queuesAcceptMulticast = false
         }
-        return try IGBMiniport<F>.makeAdapter(function: function, name: name, configuration: config)
+        // Paused: receive starts at the caller's restart, after its filters and queues are set.
+        return try IGBMiniport<F>.makeAdapter(function: function, name: name, configuration: config, start: false)
     }
 }
