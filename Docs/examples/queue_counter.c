@@ -91,6 +91,7 @@ int main(void) {
         if ((s = mp_queue_allocate(binding, &qp, &c.queue_ids[q])) != MP_OK) return fail("allocating a queue", s);
         if ((s = mp_filter_set(binding, c.queue_ids[q], q == 1 ? mac1 : mac2, 0, &filter)) != MP_OK) return fail("setting a filter", s);
     }
+    if ((s = mp_adapter_start(adapter)) != MP_OK) return fail("starting", s);
     uint8_t f[1514];
     for (int r = 0; r < ROUNDS; r++) {
         frame(f, mac1, 60);       mp_model_inject(adapter, f, 60);

@@ -235,6 +235,20 @@ public func mpAdapterClose(_ handle: OpaquePointer?, _ report: UnsafeMutablePoin
     return MP_OK
 }
 
+@_cdecl("mp_adapter_start")
+public func mpAdapterStart(_ handle: OpaquePointer?) -> mp_status {
+    guard let handle else { return CAPI.fail(MP_ERR_INVALID_ARGUMENT, "mp_adapter_start: the adapter is NULL") }
+    let a = CAdapter.from(handle)
+    a.lock()
+    defer { a.unlock() }
+    do throws(OpenError) {
+        try a.opened.start()
+        return MP_OK
+    } catch {
+        return CAPI.fail(CAPI.status(of: error), error.description)
+    }
+}
+
 @_cdecl("mp_adapter_poll")
 public func mpAdapterPoll(_ handle: OpaquePointer?, _ budget: Int32) -> Int32 {
     guard let handle else { return 0 }

@@ -116,7 +116,6 @@ public final class OpenedAdapter {
         return adapter.poll(budget: budget)
     }
 
-<<<<<<< HEAD
     /// Connects the model's wire to the Linux TAP `name` (an existing persistent TAP, or a new
     /// one): from now on `poll` carries frames between them and `wire` is nil.
     public func attachTap(_ name: String) throws(OpenError) {
@@ -126,11 +125,8 @@ public final class OpenedAdapter {
         logger.debug("\(address)'s wire attached to TAP \(name)")
     }
 
-    /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's.
-=======
     /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's
     /// (since `start`: before it receive was off and the NIC took nothing, by design).
->>>>>>> origin/main
     public var drops: UInt64 {
         var d = missedOnWire() &- missedBeforeStart
         if case let .statistics(s)? = try? adapter.request(.statistics) {

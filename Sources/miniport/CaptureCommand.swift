@@ -50,17 +50,12 @@ struct Capture: ParsableCommand {
         let specs: [QueueFilterSpec]
         do { specs = try QueueFilterSpec.parse(macs: macs, vlans: vlans) } catch { throw CLIError.input(error) }
         let limit = try parseCount(count, option: "--count")
-<<<<<<< HEAD
-        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
-=======
         let duration = try parseSeconds(seconds)
         let progress = try running.progress("capture", unit: "frames")
         // With --write - standard output carries the pcapng: every figure goes to stderr.
         let streaming = file == "-"
         let report: (String) -> Void = streaming ? { printError($0) } : { print($0) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
->>>>>>> origin/main
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
 

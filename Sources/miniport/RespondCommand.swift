@@ -37,15 +37,10 @@ struct Respond: ParsableCommand {
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
         if let why = address.notAHostAddress { throw CLIError.input(.notAHostIPv4(ip, why)) }
         let limit = try parseCount(count, option: "--count")
-<<<<<<< HEAD
-        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
-=======
         let duration = try parseSeconds(seconds)
         let progress = try running.progress("respond", unit: "replies")
         try checkAddresses(device)
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
->>>>>>> origin/main
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         let responder = Responder(address: address, limit: limit)

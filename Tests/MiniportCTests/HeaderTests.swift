@@ -96,6 +96,7 @@ import Testing
         cb.receive = { _, _, _, _, _, _ in }
         var b: OpaquePointer?
         #expect(mpBindingOpen(a, &cb, nil, 0, &b) == MP_OK)
+        #expect(mpAdapterStart(a) == MP_OK)
         var frame = [UInt8](repeating: 0, count: 60)
         for i in 0..<6 { frame[i] = 0xff }
         #expect(mpModelInject(a, &frame, 60) == MP_OK)

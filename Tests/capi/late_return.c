@@ -24,6 +24,7 @@ int main(void) {
     memset(&cb, 0, sizeof cb);
     cb.receive = on_receive;
     if (mp_binding_open(a, &cb, NULL, 0, &b) != MP_OK) { fprintf(stderr, "%s\n", mp_last_error()); return 2; }
+    if (mp_adapter_start(a) != MP_OK) { fprintf(stderr, "%s\n", mp_last_error()); return 2; }
     uint8_t f[60];
     memset(f, 0xff, 6);
     memset(f + 6, 0, sizeof f - 6);

@@ -97,10 +97,17 @@ typedef struct mp_model_options {
 } mp_model_options;
 
 /** Opens the NIC at `pci_address` (bound to vfio-pci) with the miniport that drives it, brings it
- *  up and waits for link. Ownership: *out is yours until mp_adapter_close. */
+ *  up (Paused: call mp_adapter_start once bindings, queues and filters are set). Ownership: *out
+ *  is yours until mp_adapter_close. */
 mp_status mp_adapter_open_device(const char *pci_address, mp_adapter **out);
 /** Opens the 82576 hardware model (in this process, no root needed). `options` may be NULL. */
 mp_status mp_adapter_open_model(const mp_model_options *options, mp_adapter **out);
+
+/** MiniportRestart: Paused -> Running. An adapter opens Paused (receive off): open your
+ *  bindings, set the packet filter, allocate queues and set filters first, then start it, so that
+ *  on a busy wire every frame lands on the queue its filters select from the first frame on.
+ *  Not from a callback. */
+mp_status mp_adapter_start(mp_adapter *adapter);
 
 /** What halt found (NDIS: everything is freed anyway; non-zero counts are bugs of the caller). */
 typedef struct mp_halt_report {
@@ -123,7 +130,7 @@ int mp_adapter_poll(mp_adapter *adapter, int budget);
 
 /** The adapter's name: its PCI address or the model's name. Valid until mp_adapter_close. */
 const char *mp_adapter_name(const mp_adapter *adapter);
-/** Current MAC address, MTU and the backfill (bytes free before received data). */
+/** Current MAC address (6 bytes) and MTU. */
 void mp_adapter_mac(const mp_adapter *adapter, uint8_t mac[6]);
 uint32_t mp_adapter_mtu(const mp_adapter *adapter);
 
