@@ -10,9 +10,15 @@ let package = Package(
     products: [
         .executable(name: "miniport", targets: ["miniport"]),
         .library(name: "NDIS", targets: ["NDIS"]),
+        .library(name: "DriverKit", targets: ["DriverKit"]),
         .library(name: "IGB", targets: ["IGB"]),
+        .library(name: "MiniportRegistry", targets: ["MiniportRegistry"]),
+        .library(name: "ModelKit", targets: ["ModelKit"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
+        // The C API (Docs/C-API.md): libMiniportCAPI.so, installed as lib/libminiport.so with
+        // include/miniport/miniport.h and pkg-config's miniport.pc by udev/install.
+        .library(name: "MiniportCAPI", type: .dynamic, targets: ["MiniportC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,9 +43,32 @@ let package = Package(
         .target(name: "PCI", dependencies: ["CLibPCI", "DeviceAccess"]),
         .target(name: "VFIO", dependencies: ["CShim", "PCI", "DeviceAccess"]),
         .target(name: "NDIS", dependencies: ["DeviceAccess", "CShim"]),
-        .target(name: "IGBModel", dependencies: ["DeviceAccess"], path: "Sources/Models/IGB"),
-        .target(name: "IGB", dependencies: ["NDIS", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        // What every hardware model builds on (Docs/MODEL.md): the emulated IOMMU, the wire and its
+        // ports, frame parsing, checksums, CRC and Toeplitz.
+        .target(name: "ModelKit", dependencies: ["DeviceAccess"]),
+        .target(name: "IGBModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/IGB"),
+        // What every miniport builds on (Docs/ARCHITECTURE.md): the family protocol the registry lists, ...
+        .target(name: "DriverKit", dependencies: ["NDIS", "DeviceAccess", "CShim"]),
+        .target(name: "IGB", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        // The driver registry and adapter opening (device by PCI address or model NIC), shared by
+        // the CLI and the C API.
+        .target(
+            name: "MiniportRegistry",
+            dependencies: [
+                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "CShim",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "Protocols", dependencies: ["NDIS"]),
+        // miniport.h, the C API's only public header (no Swift type in it).
+        .target(name: "CMiniportHeader"),
+        // The C API's implementation: @_cdecl functions over MiniportRegistry and NDIS.
+        .target(name: "MiniportC", dependencies: ["CMiniportHeader", "MiniportRegistry", "NDIS",
+                                                  .product(name: "Logging", package: "swift-log")]),
+        // lwIP 2.1.3 through pkg-config (Debian: liblwip-dev).
+        .systemLibrary(name: "CLwIP", pkgConfig: "lwip", providers: [.apt(["liblwip-dev"])]),
+        // lwIP on Miniport: the netif and servers of `miniport stack`, in C against miniport.h only.
+        .target(name: "LwIPStack", dependencies: ["CMiniportHeader", "CLwIP"]),
         // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
         .target(name: "CBenchSupport"),
         .target(
@@ -51,7 +80,8 @@ let package = Package(
         .executableTarget(
             name: "miniport",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench",
+                "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench", "MiniportRegistry",
+                "MiniportC", "LwIPStack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,6 +104,8 @@ let package = Package(
         .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+        .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
+        .testTarget(name: "MiniportCTests", dependencies: ["MiniportC", "CMiniportHeader", "MiniportRegistry", "NDIS"]),
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )

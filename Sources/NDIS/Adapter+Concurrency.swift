@@ -197,6 +197,16 @@ extension Adapter {
 
     /// Adds to the framework's drop counter (atomic with lanes).
     @inline(__always)
+    /// An indication the adapter's state refuses: dropped, and counted as a rule break when the
+    /// adapter is Initializing or Paused (receive must stay off until MiniportRestart).
+    func countNotRunning(_ n: Int) {
+        countDrops(n)
+        if state == .paused || state == .initializing {
+            let fp = fast
+            withUnsafeMutablePointer(to: &fp.pointee.indicationsWhilePaused) { Adapter.addShared($0, UInt64(n), fp.pointee.concurrent) }
+        }
+    }
+
     func countDrops(_ n: Int) {
         let fp = fast
         withUnsafeMutablePointer(to: &fp.pointee.frameworkDrops) { Adapter.addShared($0, UInt64(n), fp.pointee.concurrent) }

@@ -7,7 +7,7 @@ extension Adapter {
         let fp = fast
         guard fp.pointee.delivering else {
             // NDIS: a paused adapter indicates nothing; give the buffers straight back.
-            countDrops(chain.count)
+            countNotRunning(chain.count)
             miniport.returnNetBufferLists(chain, flags: [])
             return
         }
@@ -17,6 +17,9 @@ extension Adapter {
                 countDrops(chain.count)
                 miniport.returnNetBufferLists(chain, flags: .singleQueue)
                 return
+            }
+            if q.parameters.flags.contains(.lookaheadSplitRequired) {
+                checkLookaheadSplit(chain, lookahead: q.parameters.lookaheadSize)
             }
         }
         var chain = chain
@@ -53,6 +56,31 @@ extension Adapter {
             if chain.isEmpty { return }
         }
         deliver(chain, queue: queue, flags: flags)
+    }
+
+    /// The lookahead split rule (Shared Memory in Receive Buffers): on a queue allocated with
+    /// LOOKAHEAD_SPLIT_REQUIRED the adapter splits "at an offset equal to or greater than the
+    /// requested lookahead size". So the segment the data starts in holds at least
+    /// min(lookahead, data length) bytes from the data start: a longer frame carries its first
+    /// `lookahead` bytes in the lookahead segment, a shorter one lies there whole. Checked for every
+    /// miniport on every indication of such a queue; a frame split earlier is counted in
+    /// `lookaheadSplitViolations` (and still indicated: its bytes are right, its layout is not).
+    func checkLookaheadSplit(_ chain: borrowing NetBufferListChain, lookahead: Int) {
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            if !Adapter.meetsLookaheadSplit(NetBufferList(nbl), lookahead: lookahead) {
+                lookaheadSplitViolations &+= 1
+            }
+        }
+    }
+
+    /// True when `nbl`'s current segment holds min(lookahead, dataLength) bytes from the data start.
+    public static func meetsLookaheadSplit(_ nbl: NetBufferList, lookahead: Int) -> Bool {
+        let need = min(lookahead, nbl.dataLength)
+        let (index, offset) = nbl.currentSegment
+        guard index < nbl.segmentCount else { return need == 0 }
+        return Int(nbl.segment(index).length) - offset >= need
     }
 
     static func frameType(of nbl: NetBufferList) -> UInt16 {
@@ -146,8 +174,75 @@ extension Adapter {
     /// RESOURCES: protocols that can take a borrowed chain see it in place; for the others the
     /// framework copies each frame into its own pool and indicates the copy without the flag.
     func indicateReceiveWithResources(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
-        guard state == .running, !isSurpriseRemoved else { countDrops(chain.count); return }
+        guard state == .running, !isSurpriseRemoved else { countNotRunning(chain.count); return }
         if !queue.isDefault, queues[queue.rawValue]?.state != .running { countDrops(chain.count); return }
+        if queue.isDefault && fast.pointee.softwareFiltering && !chain.isEmpty {
+            // Software filters apply to every indication, RESOURCES ones included.
+            indicateSoftwareFilteredWithResources(chain, flags: flags)
+            return
+        }
+        indicateResourcesOnQueue(chain, queue: queue, flags: flags)
+    }
+
+    /// The software filter a default-queue frame matches first (id order), if any.
+    func softwareFilterMatch(_ nbl: NetBufferList) -> ReceiveFilter? {
+        guard let header = ParsedFrameHeader(nbl) else { return nil }
+        for filter in softwareFilters where filter.parameters.matches(header) { return filter }
+        return nil
+    }
+
+    /// A RESOURCES chain of the default queue, split by the software filters: each part is indicated
+    /// on the queue its filter selects (the rest on the default queue), then the chain is linked
+    /// back in its original order, as the miniport lent it.
+    func indicateSoftwareFilteredWithResources(_ chain: borrowing NetBufferListChain, flags: ReceiveFlags) {
+        let n = chain.count
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<NBLStorage>.self, capacity: n) { order in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: n) { target in
+                var i = 0
+                var anyMatched = false
+                var p = chain.head
+                while let nbl = p, i < n {
+                    p = nbl.pointee.next
+                    order[i] = nbl
+                    let match = softwareFilterMatch(NetBufferList(nbl))
+                    target[i] = match?.id.rawValue ?? 0
+                    if match != nil { anyMatched = true }
+                    i += 1
+                }
+                guard anyMatched else {
+                    indicateResourcesOnQueue(chain, queue: .default, flags: flags)
+                    return
+                }
+                // One part per filter in id order, then the default queue's frames.
+                let filters = softwareFilters
+                for f in 0...filters.count {
+                    let filter: ReceiveFilter? = f < filters.count ? filters[f] : nil
+                    let id = filter?.id.rawValue ?? 0
+                    var part = NetBufferListChain()
+                    for k in 0..<n where target[k] == id {
+                        order[k].pointee.next = nil
+                        part.appendNBL(order[k])
+                        if let filter {
+                            order[k].pointee.info.receiveFilterID = UInt16(truncatingIfNeeded: filter.id.rawValue)
+                        }
+                    }
+                    if !part.isEmpty {
+                        indicateResourcesOnQueue(part, queue: filter?.queue ?? .default, flags: flags)
+                    }
+                    // The part only borrowed the NBLs: let go of them without returning anything.
+                    _ = part.takeAll()
+                }
+                for k in 0..<n { order[k].pointee.next = k + 1 < n ? order[k + 1] : nil }
+            }
+        }
+    }
+
+    /// A RESOURCES indication on one queue (see `indicateReceiveWithResources`).
+    func indicateResourcesOnQueue(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
+        if !queue.isDefault, queues[queue.rawValue]?.state != .running { countDrops(chain.count); return }
+        if !queue.isDefault, let q = queues[queue.rawValue], q.parameters.flags.contains(.lookaheadSplitRequired) {
+            checkLookaheadSplit(chain, lookahead: q.parameters.lookaheadSize)
+        }
         chain.forEach { nbl in
             nbl.storage.pointee.source = sourceHandle
             nbl.storage.pointee.info.receiveQueueID = queue.rawValue
@@ -205,7 +300,7 @@ extension Adapter {
 
     func coIndicateReceive(_ chain: consuming NetBufferListChain, vc: VirtualConnectionHandle, flags: ReceiveFlags) {
         guard state == .running, !isSurpriseRemoved, let conn = vcs[vc.rawValue] else {
-            countDrops(chain.count)
+            countNotRunning(chain.count)
             miniport.returnNetBufferLists(chain, flags: [])
             return
         }
@@ -329,6 +424,16 @@ extension Adapter {
         if !fast.pointee.delivering {
             let status: NDISStatus = isSurpriseRemoved ? .deviceRemoved : .paused
             chain.forEach { $0.storage.pointee.status = status }
+            binding.sendComplete(chain)
+            return
+        }
+        if _slowPath(fast.pointee.linkDown) {
+            // NDIS: with the link down a send does not reach the wire; it completes with
+            // NDIS_STATUS_MEDIA_DISCONNECTED and is counted, never reported sent.
+            let n = chain.count
+            chain.forEach { $0.storage.pointee.status = .mediaDisconnected }
+            let fp = fast
+            withUnsafeMutablePointer(to: &fp.pointee.sendsWhileLinkDown) { Adapter.addShared($0, UInt64(n), fp.pointee.concurrent) }
             binding.sendComplete(chain)
             return
         }

@@ -41,6 +41,8 @@ extension Adapter {
             guard case var .statistics(report) = response else { throw .miniportFailure("statistics request answered without statistics") }
             report.frameworkDrops = frameworkDrops
             report.leakedNBLs = UInt64(NetBufferListLeaks.totalLeaked)
+            report.indicationsWhilePaused = indicationsWhilePaused
+            report.sendsWhileLinkDown = sendsWhileLinkDown
             return .statistics(report)
         case let .setPacketFilter(f):
             _ = try miniport.handleRequest(.setPacketFilter(f))

@@ -32,7 +32,14 @@ public final class Adapter: NetBufferListReturnTarget {
     public internal(set) var state: AdapterState = .halted { didSet { refreshFastPath() } }
     public internal(set) var isSurpriseRemoved = false { didSet { refreshFastPath() } }
     public internal(set) var attributes: MiniportAttributes?
-    public internal(set) var linkState = LinkState(up: false)
+    /// The link as the miniport last indicated it (NDIS_STATUS_LINK_STATE) or answered it; asked
+    /// once after initialize. While it is down sends complete with NDIS_STATUS_MEDIA_DISCONNECTED.
+    public internal(set) var linkState = LinkState(up: false) { didSet { refreshFastPath() } }
+    /// Sends refused because the link was down (completed with NDIS_STATUS_MEDIA_DISCONNECTED).
+    public internal(set) var sendsWhileLinkDown: UInt64 {
+        get { fast.pointee.sendsWhileLinkDown }
+        set { fast.pointee.sendsWhileLinkDown = newValue }
+    }
 
     // Shared memory.
     var allocations: [UInt32: SharedMemory] = [:]
@@ -88,6 +95,16 @@ public final class Adapter: NetBufferListReturnTarget {
         get { fast.pointee.frameworkDrops }
         set { fast.pointee.frameworkDrops = newValue }
     }
+    /// Frames indicated on a LOOKAHEAD_SPLIT_REQUIRED queue whose lookahead segment holds fewer than
+    /// min(lookahead size, frame length) bytes: a miniport broke the split rule (see `checkLookaheadSplit`).
+    public internal(set) var lookaheadSplitViolations: UInt64 = 0
+    /// Frames a miniport indicated while the adapter was Initializing or Paused: receive was on in
+    /// hardware before MiniportRestart, against NDIS's order (always 0 for a correct miniport). The
+    /// framework discards them (they count in `frameworkDrops` too).
+    public internal(set) var indicationsWhilePaused: UInt64 {
+        get { fast.pointee.indicationsWhilePaused }
+        set { fast.pointee.indicationsWhilePaused = newValue }
+    }
     /// Frames indicated to protocols, per queue id (queues that indicated any).
     public var indicatedFrames: [UInt16: UInt64] {
         var result: [UInt16: UInt64] = [:]
@@ -140,6 +157,9 @@ public final class Adapter: NetBufferListReturnTarget {
             throw error
         }
         makeCopyPool()
+        // The link as it is now; afterwards the miniport indicates every change.
+        // A miniport that cannot say is taken as up.
+        if case let .linkState(l)? = try? miniport.handleRequest(.queryLinkState) { linkState = l } else { linkState = LinkState(up: true) }
         state = .paused
     }
 
@@ -344,6 +364,11 @@ struct AdapterFastPath {
     var sourceHandle = SourceHandle.none
     var totalOutstanding = 0
     var frameworkDrops: UInt64 = 0
+    /// The link is down (see `Adapter.linkState`): sends complete with MEDIA_DISCONNECTED.
+    var linkDown = true
+    var sendsWhileLinkDown: UInt64 = 0
+    /// Indications while Initializing or Paused (see `Adapter.indicationsWhilePaused`).
+    var indicationsWhilePaused: UInt64 = 0
     /// A pause or a queue free waits for returns to reach zero.
     var watchReturns = false
     /// Default-queue frames go through software filters first.
@@ -363,6 +388,7 @@ extension Adapter {
         let f = fast
         f.pointee.delivering = state == .running && !isSurpriseRemoved
         f.pointee.sourceHandle = sourceHandle
+        f.pointee.linkDown = !linkState.up
         f.pointee.watchReturns = state == .pausing || pendingFree != nil
         f.pointee.softwareFiltering = !softwareFilters.isEmpty
         f.pointee.hasVirtualConnections = !vcForQueue.isEmpty

@@ -56,6 +56,8 @@ public enum NDISStatus: Int32, Sendable, CustomStringConvertible {
     case requestAborted = -7
     case notSupported = -8
     case invalidLength = -9
+    /// The link is down: the send did not reach the wire (NDIS_STATUS_MEDIA_DISCONNECTED).
+    case mediaDisconnected = -10
 
     public var description: String {
         switch self {
@@ -70,6 +72,7 @@ public enum NDISStatus: Int32, Sendable, CustomStringConvertible {
         case .requestAborted: "NDIS_STATUS_REQUEST_ABORTED"
         case .notSupported: "NDIS_STATUS_NOT_SUPPORTED"
         case .invalidLength: "NDIS_STATUS_INVALID_LENGTH"
+        case .mediaDisconnected: "NDIS_STATUS_MEDIA_DISCONNECTED"
         }
     }
 }

@@ -13,6 +13,12 @@ public final class LoopbackMiniport: MiniportDriver {
         public var hardwareFields: Set<FilterField> = [.macDestination, .vlanID]
         /// Loop sent frames back into the receive path.
         public var loopback = false
+        /// Splits lookahead-split frames this many bytes before the requested lookahead size: a
+        /// miniport that breaks the split rule, for the framework's check (tests only; 0: correct).
+        public var lookaheadSplitShortfall = 0
+        /// A broken miniport, for tests of the framework's guard: receive is on from initialize
+        /// instead of from restart, so frames on the wire are indicated while the adapter is Paused.
+        public var receivesBeforeRestart = false
         public init() {}
     }
 
@@ -121,8 +127,12 @@ public final class LoopbackMiniport: MiniportDriver {
         queues[queue.rawValue] = q
     }
 
-    public func restart() throws(NDISError) {}
-    public func pause() {}
+    /// Receive is enabled between restart and pause only (NDIS's order); frames that arrive while it
+    /// is off wait on the "wire" (as QEMU holds them) and are received after restart.
+    var receiving = false
+
+    public func restart() throws(NDISError) { receiving = true }
+    public func pause() { receiving = false }
 
     public func halt() {
         halted = true
@@ -210,6 +220,7 @@ public final class LoopbackMiniport: MiniportDriver {
 
     public func poll(budget: Int) -> Int {
         guard let handle else { return 0 }
+        guard receiving || configuration.receivesBeforeRestart else { return 0 }
         var done = 0
         while done < budget && !pending.isEmpty {
             let frame = pending.removeFirst()
@@ -266,7 +277,7 @@ public final class LoopbackMiniport: MiniportDriver {
         if n >= 2 {
             // Lookahead split: header part into segment 0, the rest into segment 1.
             let q = queues[nbl.info.receiveQueueID]
-            let look = min(frame.count, q?.params.lookaheadSize ?? 64)
+            let look = max(0, min(frame.count, (q?.params.lookaheadSize ?? 64) - configuration.lookaheadSplitShortfall))
             var s0 = nbl.segment(0), s1 = nbl.segment(1)
             frame.withUnsafeBytes { src in
                 s0.address!.copyMemory(from: src.baseAddress!, byteCount: look)

@@ -29,6 +29,12 @@ public struct Statistics: Sendable, Equatable, Codable {
     /// Frames with errors (bad write-back, CRC…).
     public var receiveErrors: UInt64 = 0
     public var transmitErrors: UInt64 = 0
+    /// Frames indicated with NDIS_RECEIVE_FLAGS_RESOURCES (the miniport was short of buffers).
+    public var resourcesIndications: UInt64 = 0
+    /// Receive buffers posted to the queue's ring(s) when read, and the rings' descriptor count
+    /// (gauges, per queue: how full the ring is). 0 where the miniport does not say.
+    public var ringFill: UInt64 = 0
+    public var ringSize: UInt64 = 0
     public init() {}
 }
 
@@ -41,6 +47,11 @@ public struct StatisticsReport: Sendable, Equatable, Codable {
     public var frameworkDrops: UInt64
     /// NBLs dropped without return and recovered (release builds).
     public var leakedNBLs: UInt64
+    /// Frames the miniport indicated while the adapter was Paused (receive on before restart: a
+    /// miniport bug; also in `frameworkDrops`).
+    public var indicationsWhilePaused: UInt64 = 0
+    /// Sends completed with NDIS_STATUS_MEDIA_DISCONNECTED because the link was down (not sent).
+    public var sendsWhileLinkDown: UInt64 = 0
     public init(global: Statistics = Statistics(), queues: [UInt16: Statistics] = [:], frameworkDrops: UInt64 = 0, leakedNBLs: UInt64 = 0) {
         self.global = global
         self.queues = queues

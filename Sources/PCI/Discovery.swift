@@ -34,7 +34,7 @@ public struct PCIDiscovery: Sendable {
     public var useHardwareDatabase: Bool
     public var supportTable: SupportTable
 
-    public init(paths: HostPaths = .system, idsFile: String? = nil, useHardwareDatabase: Bool = true, supportTable: SupportTable = .builtIn) {
+    public init(paths: HostPaths = .system, idsFile: String? = nil, useHardwareDatabase: Bool = true, supportTable: SupportTable = .empty) {
         self.paths = paths
         self.idsFile = idsFile
         self.useHardwareDatabase = useHardwareDatabase

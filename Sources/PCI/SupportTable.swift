@@ -24,8 +24,8 @@ public struct SupportedDevice: Sendable, Equatable, Codable {
     }
 }
 
-/// Which miniport drives which PCI id. A value, so a driver module can add its ids
-/// (`var table = SupportTable.builtIn; table.add(IGB.extraDevices)`).
+/// Which miniport drives which PCI id, as discovery reports it. A value; the build's table comes
+/// from the driver registry (`MiniportRegistry.supportTable`), which adds each family's ids.
 public struct SupportTable: Sendable, Equatable {
     public private(set) var entries: [SupportedDevice]
 
@@ -47,23 +47,7 @@ public struct SupportTable: Sendable, Equatable {
         entries.first { $0.vendorID == vendorID && $0.deviceID == deviceID }
     }
 
-    /// 82576 physical functions (igb's e1000_hw.h device ids; the VF 0x10CA is igbvf's, not ours).
-    public static let igb82576: [SupportedDevice] = [
-        (0x10C9, "82576"), (0x10E6, "82576 fiber"), (0x10E7, "82576 SerDes"), (0x10E8, "82576 quad copper"),
-        (0x1526, "82576 quad copper ET2"), (0x150A, "82576 NS"), (0x1518, "82576 NS SerDes"), (0x150D, "82576 SerDes quad"),
-    ].map { SupportedDevice(vendorID: 0x8086, deviceID: $0.0, miniport: "igb", model: $0.1) }
-
-    /// I350 physical functions.
-    public static let igbI350: [SupportedDevice] = [
-        (0x1521, "I350 copper"), (0x1522, "I350 fiber"), (0x1523, "I350 SerDes"), (0x1524, "I350 SGMII"),
-    ].map { SupportedDevice(vendorID: 0x8086, deviceID: $0.0, miniport: "igb", model: $0.1) }
-
-    /// Miniports on the plan: e1000e for the 82574L and modern virtio-net.
-    public static let planned: [SupportedDevice] = [
-        SupportedDevice(vendorID: 0x8086, deviceID: 0x10D3, miniport: "e1000e", model: "82574L", status: .planned),
-        SupportedDevice(vendorID: 0x1AF4, deviceID: 0x1041, miniport: "virtio-net", model: "virtio 1.0 net", status: .planned),
-    ]
-
-    /// Everything this build knows.
-    public static let builtIn = SupportTable(entries: igb82576 + igbI350 + planned)
+    /// No entries: discovery without a registry knows no miniport. The list of what this build
+    /// drives is `MiniportRegistry.supportTable`, derived from each miniport family's own ids.
+    public static let empty = SupportTable(entries: [])
 }

@@ -24,7 +24,7 @@ enum CLIError: Error, CustomStringConvertible {
         case let .badAddress(a): "bad PCI address '\(a)': write it as dddd:bb:dd.f (for example 0000:03:00.0); see miniport list"
         case let .unknownDevice(a): "no PCI device at \(a): see miniport list for the NICs present"
         case let .busy(a, why): "device \(a) is busy: \(why); stop the other miniport process first"
-        case let .noMiniport(a): "no miniport in this build drives \(a) (only the IGB family: 82576, I350); see miniport list, or run with --model"
+        case let .noMiniport(message): message
         case let .adapter(what, e): "\(what): \(e)"
         case let .capture(e): e.description
         case let .failed(m): m
@@ -45,6 +45,11 @@ enum CLIError: Error, CustomStringConvertible {
 struct CommonOptions: ParsableArguments {
     @Flag(help: "Run on the in-process hardware model instead of a device (no setup, no root).")
     var model = false
+
+    @Option(help: ArgumentHelp(
+        "With --model: connect the model's wire to this Linux TAP (an existing persistent TAP of that name, or a new one), so the kernel's network stack is the peer.",
+        valueName: "ifname"))
+    var tap: String?
 
     @Flag(help: "Print the figures as one line of JSON on stdout.")
     var json = false
@@ -96,8 +101,14 @@ enum Stop {
 
     static func installHandlers() {
         let handler: @convention(c) (Int32) -> Void = { _ in Stop.requested.store(true, ordering: .relaxed) }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        // Without SA_RESTART: a write blocked on a pipe or FIFO whose reader stalls returns EINTR,
+        // so the signal is seen (signal(3) would restart the call and the stop would wait forever).
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = handler
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
         // A parent may have started us with these blocked (test runners do): unblock them.
         var set = sigset_t()
         sigemptyset(&set)
@@ -117,6 +128,14 @@ func printError(_ text: String, terminator: String = "\n") {
 func sleep(nanoseconds: UInt64) {
     var ts = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     nanosleep(&ts, nil)
+}
+
+/// Ignores SIGPIPE for the whole process: a reader that quits (`| head`, `| tshark -c N`) shows up
+/// as EPIPE on the write, which the commands handle (the counts are printed, the exit is clean).
+/// SIGXFSZ too: a file size limit (`ulimit -f`) is then EFBIG, handled as a full disk.
+func ignoreWriteSignals() {
+    signal(SIGPIPE, SIG_IGN)
+    signal(SIGXFSZ, SIG_IGN)
 }
 
 /// Parses a count option: positive.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MiniportRegistry
 import PCI
 
 /// `miniport list`: PCI network functions, their driver, IOMMU group, bind verdict and miniport.
@@ -22,7 +23,8 @@ struct ListCommand: ParsableCommand {
     var idsFile: String?
 
     func run() throws {
-        let discovery = PCIDiscovery(paths: HostPaths(root: root), idsFile: idsFile, useHardwareDatabase: idsFile == nil)
+        let discovery = PCIDiscovery(paths: HostPaths(root: root), idsFile: idsFile, useHardwareDatabase: idsFile == nil,
+                                     supportTable: MiniportRegistry.supportTable)
         let functions = try discovery.functions()
         let shown = all ? functions : functions.filter(\.isNetwork)
         if json {

@@ -1,4 +1,5 @@
 import NDIS
+import MiniportRegistry
 import Protocols
 
 /// The frames a model run drives through the model's wire: for each filter a frame it matches,
@@ -34,6 +35,14 @@ final class ModelTraffic {
             frames.append(FrameBuilder.filler(destination: ModelTraffic.stranger, source: ModelTraffic.peer, length: size))
         }
         pattern = frames
+    }
+
+    /// The wire is busy before and while the command sets up: one whole round of the pattern
+    /// arrives (and the model works on it) at each call. With receive still off (Paused) the NIC
+    /// takes none of it; a NIC that received it early would show it on the wrong queue.
+    func busyWire() {
+        drive(frames: pattern.count)
+        wire.step()
     }
 
     /// Puts the next `frames` frames of the pattern on the wire.

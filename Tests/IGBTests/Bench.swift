@@ -72,8 +72,10 @@ final class Bench {
 
     /// Brings the adapter up on a fresh model. The model runs free during initialization (so its
     /// link timer fires in real time) and is stepped by hand afterwards.
+    /// NDIS's order: initialize (Paused, receive off), open the binding, then restart, unless
+    /// `start` is false (the adapter stays Paused with its binding open).
     init(fidelity: IGBModel.Fidelity = .qemu, linkUpDelayNanoseconds: UInt64 = 2_000_000, keepModelRunning: Bool = false,
-         configure: (inout IGBConfiguration) -> Void = { _ in }) throws {
+         start: Bool = true, configure: (inout IGBConfiguration) -> Void = { _ in }) throws {
         function = try IGBModel.makeFunction(configuration: .init(fidelity: fidelity, linkUpDelayNanoseconds: linkUpDelayNanoseconds))
         var config = IGBConfiguration()
         config.linkTimeout = .seconds(5)
@@ -83,7 +85,7 @@ final class Bench {
         function.model.start()
         let made: (adapter: Adapter, miniport: IGBMiniport<IGBModelFunction>)
         do {
-            made = try IGBMiniport.makeAdapterWithMiniport(function: function, name: "igb-model", configuration: config)
+            made = try IGBMiniport.makeAdapterWithMiniport(function: function, name: "igb-model", configuration: config, start: false)
         } catch {
             function.model.stop()
             throw error
@@ -93,6 +95,7 @@ final class Bench {
         adapter = made.adapter
         miniport = made.miniport
         binding = try adapter.openBinding(recorder)
+        if start { try adapter.restart() }
     }
 
     /// Steps the model and polls the adapter a few times; returns frames handled.

@@ -60,6 +60,22 @@ struct RobustnessTests {
         bench.haltAndCheck()
     }
 
+    @Test func aFrameLostToADMAFaultIsCountedAsADrop() throws {
+        let bench = try Bench(fidelity: .datasheet)
+        bench.model.injectDMAFault()
+        let frames = (0..<2).map { Frames.udp(to: bench.address, payload: Frames.payload(60, seed: UInt8($0))) }
+        for f in frames { bench.model.inject(f) }
+        bench.pump(rounds: 4)
+        #expect(bench.model.faults.map(\.kind) == [.injected])
+        // The first frame's descriptor fetch was refused: it is lost, and the statistics say so.
+        #expect(bench.recorder.frames.map(\.bytes) == [frames[1]])
+        guard case let .statistics(s) = try bench.binding.request(.statistics) else { Issue.record("no statistics"); return }
+        #expect(s.global.receiveDrops == 1)
+        #expect(s.global.receivedFrames == 1)
+        #expect(bench.model.wireCounters.lostToDMAFaults == 1)
+        #expect(bench.adapter.halt().isClean)
+    }
+
     @Test func anAllOnesRegisterMeansTheDeviceIsGoneAndNothingSpins() throws {
         let bench = try Bench { $0.watchdogPollInterval = 1 }
         let pool = try bench.binding.makeSendPool(count: 4, bufferSize: 256)

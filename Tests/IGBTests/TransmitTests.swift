@@ -34,6 +34,36 @@ struct TransmitTests {
         bench.haltAndCheck()
     }
 
+    @Test(arguments: [IGBModel.Fidelity.qemu, .datasheet])
+    func linkDownIsIndicatedAndSendsWhileItIsDownCompleteAsNotSentAndAreCounted(fidelity: IGBModel.Fidelity) throws {
+        let bench = try Bench(fidelity: fidelity) { $0.watchdogPollInterval = 1 }
+        bench.model.setCableConnected(false)
+        bench.pump(rounds: 2)
+        #expect(bench.recorder.statuses.contains(.linkState(LinkState(up: false))), "\(bench.recorder.statuses)")
+        #expect(bench.adapter.linkState.up == false)
+        let frames = (0..<3).map { Frames.udp(to: MACAddress(0x02, 0, 0, 0, 0, 0x10), sourcePort: UInt16($0), payload: Frames.payload(60)) }
+        let pool = try Self.send(bench, frames)
+        bench.pump(rounds: 2)
+        #expect(bench.model.takeTransmitted().isEmpty)
+        #expect(bench.recorder.sendCompletions == [.mediaDisconnected, .mediaDisconnected, .mediaDisconnected])
+        guard case let .statistics(s) = try bench.binding.request(.statistics) else { Issue.record("no statistics"); return }
+        #expect(s.sendsWhileLinkDown == 3)
+        #expect(s.global.transmittedFrames == 0)
+        // Cable back: link up is indicated and sends go out again.
+        bench.model.setCableConnected(true)
+        bench.model.advance(nanoseconds: 10_000_000)
+        bench.pump(rounds: 2)
+        #expect(bench.adapter.linkState.up)
+        #expect(bench.recorder.statuses.last == .linkState(bench.adapter.linkState))
+        var chain = pool.allocate(count: 1)
+        chain.forEach { nbl in frames[0].withUnsafeBytes { _ = SendPool.fill(nbl, with: $0) } }
+        bench.binding.send(chain)
+        bench.pump(rounds: 3)
+        #expect(bench.model.takeTransmitted() == [frames[0]])
+        #expect(bench.recorder.sendCompletions.last == .success)
+        bench.haltAndCheck()
+    }
+
     @Test func moreFramesThanDescriptorsWaitInTheBacklogAndAllGoOut() throws {
         let bench = try Bench(fidelity: .datasheet) { $0.transmitDescriptors = 64 }
         var all: [[UInt8]] = []

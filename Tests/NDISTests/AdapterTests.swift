@@ -19,11 +19,46 @@ struct AdapterLifecycleTests {
     }
 
     @Test func pausedAdapterIndicatesNothing() throws {
-        let rig = try Rig()
+        // A miniport that (wrongly) receives while Paused: the framework discards and counts it.
+        let rig = try Rig { $0.receivesBeforeRestart = true }
         #expect(rig.adapter.pause())
         rig.run([frame(to: macA)])
         #expect(rig.recorder.indications.isEmpty)
         #expect(rig.adapter.frameworkDrops == 1)
+        #expect(rig.adapter.indicationsWhilePaused == 1)
+        guard case let .statistics(s) = try rig.adapter.request(.statistics) else { Issue.record("no statistics"); return }
+        #expect(s.indicationsWhilePaused == 1)
+    }
+
+    @Test func receiveStartsAtRestartAfterTheBindingQueuesAndFiltersWereSetWhilePaused() throws {
+        // NDIS's order: initialize leaves the adapter Paused with receive off; requests work while
+        // Paused; restart enables receive. The wire is busy from the start.
+        let provider = HostMemoryProvider()
+        let mp = LoopbackMiniport()
+        let adapter = Adapter(name: "lo", miniport: mp, sharedMemory: provider)
+        try adapter.initialize()
+        let early = [frame(to: macA), frame(to: macB), frame(to: macA)]
+        for f in early { mp.inject(f) }
+        while adapter.poll(budget: 64) > 0 {}
+        let recorder = Recorder()
+        let binding = try adapter.openBinding(recorder)
+        try binding.request(.setPacketFilter([.directed, .broadcast, .promiscuous]))
+        guard case let .queueAllocated(q) = try binding.request(.allocateQueue(ReceiveQueueParameters(numberOfBuffers: 16))) else {
+            Issue.record("no queue")
+            return
+        }
+        _ = try binding.request(.queueAllocationComplete([q]))
+        _ = try binding.request(.setFilter(ReceiveFilterParameters(queue: q, tests: [.macDestination(macA)])))
+        while adapter.poll(budget: 64) > 0 {}
+        #expect(recorder.indications.isEmpty)
+        #expect(adapter.indicationsWhilePaused == 0 && adapter.frameworkDrops == 0)
+        try adapter.restart()
+        while adapter.poll(budget: 64) > 0 {}
+        // Every early frame is received after restart, each on the queue its filter selects.
+        #expect(recorder.indications.flatMap(\.queueIDs) == [0, q.rawValue, q.rawValue].sorted())
+        #expect(recorder.indications.filter { $0.queue == q }.flatMap(\.frames) == [early[0], early[2]])
+        #expect(adapter.indicationsWhilePaused == 0)
+        #expect(adapter.halt().isClean)
     }
 
     @Test func pauseWaitsUntilEveryIndicatedReceiveIsBack() throws {

@@ -72,6 +72,42 @@ import Testing
         }
     }
 
+    /// The queue a frame belongs on in `capture --mac A --mac B --vlan 100`: rxq1 for A, rxq2 for B,
+    /// rxq3 for VLAN 100, rxq0 for the rest.
+    static func expectedQueue(_ frame: [UInt8], macA: [UInt8], macB: [UInt8]) -> Int {
+        let destination = Array(frame.prefix(6))
+        if destination == macA { return 1 }
+        if destination == macB { return 2 }
+        if frame.count >= 16, frame[12] == 0x81, frame[13] == 0x00, (Int(frame[14] & 0x0f) << 8 | Int(frame[15])) == 100 { return 3 }
+        return 0
+    }
+
+    @Test func captureOnABusyWirePutsEveryFrameOnTheQueueItsFiltersSelectFromTheFirstFrame() throws {
+        // The model's wire carries the frame mix before the binding opens, after it, and after the
+        // queues are set: receive must stay off until restart, so no early frame lands on rxq0.
+        let path = temporaryPath("busy.pcapng")
+        let r = try miniport(["capture", "--model", "--mac", "52:54:00:aa:00:01", "--mac", "52:54:00:aa:00:02", "--vlan", "100",
+                              "--count", "72", "--write", path, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let file = try PcapFile(path: path)
+        #expect(file.packets.count == 72)
+        let macA: [UInt8] = [0x52, 0x54, 0x00, 0xaa, 0x00, 0x01], macB: [UInt8] = [0x52, 0x54, 0x00, 0xaa, 0x00, 0x02]
+        var wrong: [String] = []
+        for (i, p) in file.packets.enumerated() {
+            // Broadcast is copied to every queue that takes it (VMOLR.BAM); everything else has one home.
+            if p.data.prefix(6).allSatisfy({ $0 == 0xff }) { continue }
+            let want = Self.expectedQueue(p.data, macA: macA, macB: macB)
+            if p.interface != want { wrong.append("frame \(i) on rxq\(p.interface), belongs on rxq\(want)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+        // The multicast of the mix reaches the default queue from the first round on.
+        let multicast = file.packets.filter { $0.interface == 0 && $0.data[0] & 1 == 1 && $0.data[0] != 0xff }
+        #expect(!multicast.isEmpty)
+        #expect(Set(file.packets.map(\.interface)) == [0, 1, 2, 3])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(json["drops"] as? Int == 0, "frames offered while Paused are not drops: \(r.stdout)")
+    }
+
     @Test func respondAnswersTheModelPeer() throws {
         let r = try miniport(["respond", "--model", "--ip", "10.0.0.1", "--count", "4", "--json"])
         #expect(r.status == 0, "\(r.stderr)")

@@ -1,3 +1,4 @@
+import ModelKit
 import Glibc
 import Synchronization
 
@@ -450,23 +451,33 @@ extension IGBModel {
 
         var offset = 0
         var first = true
+        // A refused buffer write leaves the frame incomplete in memory: its EOP write-back reports
+        // RXE, so the driver drops and counts it. A refused descriptor access loses the frame; the
+        // queue's drop counter (RQDPC) counts it.
+        var dataFaulted = false
         while true {
             let head = Int(reg(Reg.rxq(q, Reg.RDH)) & 0xFFFF)
             let descriptor = base &+ UInt64(head * 16)
-            guard let d = dma(descriptor, 16, write: false, .receiveDescriptorFetch(queue: q)) else { return false }
+            guard let d = dma(descriptor, 16, write: false, .receiveDescriptorFetch(queue: q)) else { return lostToDMAFault(q) }
             let packetAddress = UInt64(littleEndian: d.loadUnaligned(as: UInt64.self))
             let headerAddress = UInt64(littleEndian: d.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
             var headerWritten = 0
             if first && headerBytes > 0 && !legacy {
                 if let h = dma(headerAddress, headerBytes, write: true, .receiveHeaderBuffer(queue: q)) {
                     h.copyMemory(from: data, byteCount: headerBytes)
+                } else {
+                    dataFaulted = true
                 }
                 offset = headerBytes
                 headerWritten = headerBytes
             }
             let chunk = min(length - offset, bufferSize)
-            if chunk > 0, let b = dma(packetAddress, chunk, write: true, .receivePacketBuffer(queue: q)) {
-                b.copyMemory(from: data + offset, byteCount: chunk)
+            if chunk > 0 {
+                if let b = dma(packetAddress, chunk, write: true, .receivePacketBuffer(queue: q)) {
+                    b.copyMemory(from: data + offset, byteCount: chunk)
+                } else {
+                    dataFaulted = true
+                }
             }
             offset += chunk
             let eop = offset >= length
@@ -475,9 +486,9 @@ extension IGBModel {
                 corruptLengthPending &= ~(1 << UInt32(q))
                 lengthField = UInt32(corruptLength[q] ?? 0xFFFF)
             }
-            guard let w = dma(descriptor, 16, write: true, .receiveDescriptorWriteBack(queue: q)) else { return false }
+            guard let w = dma(descriptor, 16, write: true, .receiveDescriptorWriteBack(queue: q)) else { return lostToDMAFault(q) }
             var status = RxStatus.DD
-            if eop { status |= RxStatus.EOP | meta.status | meta.errors }
+            if eop { status |= RxStatus.EOP | meta.status | meta.errors | (dataFaulted ? RxStatus.RXE : 0) }
             if legacy {
                 // Legacy write-back (§7.1.4.1): length, checksum, status, errors, VLAN.
                 w.storeBytes(of: UInt16(truncatingIfNeeded: lengthField).littleEndian, toByteOffset: 8, as: UInt16.self)
@@ -515,6 +526,13 @@ extension IGBModel {
         }
         queueInterrupt(rx: true, queue: q)
         return true
+    }
+
+    /// A frame lost to a refused descriptor access, counted in the queue's RQDPC (QEMU counts nothing).
+    func lostToDMAFault(_ q: Int) -> Bool {
+        wireCounters.lostToDMAFaults += 1
+        if !deviations.contains(.noDropCounters) { count(Reg.rxq(q, Reg.RQDPC)) }
+        return false
     }
 
     /// Benchmark hook: completes every free descriptor of the benchmark queue with the prepared frame.
