@@ -40,15 +40,20 @@ struct Capture: ParsableCommand {
 
     @OptionGroup var ready: ReadyOption
 
+    @OptionGroup var longRunning: LongRunningOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let specs: [QueueFilterSpec]
         do { specs = try QueueFilterSpec.parse(macs: macs, vlans: vlans) } catch { throw CLIError.input(error) }
         let limit = try parseCount(count, option: "--count")
         if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let metrics = try longRunning.startMetrics(command: "capture")
+        defer { metrics?.close() }
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
 
         let capture = PacketCapture(limit: limit)
         // On the model the wire already carries the frame mix while the capture sets up.
@@ -65,6 +70,9 @@ struct Capture: ParsableCommand {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)
         }
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
+        metrics?.report {
+            QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops).figures(help: "written to the capture file")
+        }
         traffic?.busyWire()
         do { try capture.start(path: file, queues: queues.queues) } catch {
             queues.release()
@@ -84,9 +92,11 @@ struct Capture: ParsableCommand {
             if let deadline, Clock.monotonicNanoseconds() >= deadline { break }
             traffic?.drive(frames: min(64, max(1, (limit ?? 64) - capture.framesWritten)))
             if opened.poll() == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            metrics?.service()
         }
         let fileError = capture.finish()
         let report = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)
+        metrics?.finish()
         let releaseErrors = queues.release()
         for e in releaseErrors { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
@@ -96,6 +106,7 @@ struct Capture: ParsableCommand {
             print(report.table)
             print("wrote \(capture.framesWritten) frame(s) to \(file); \(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
         if let fileError { throw CLIError.capture(fileError) }
     }
 }

@@ -24,6 +24,8 @@ struct Demo: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var longRunning: LongRunningOptions
+
     static let filters: [QueueFilterSpec] = [
         .mac(MACAddress(0x52, 0x54, 0x00, 0xaa, 0x00, 0x01)),
         .mac(MACAddress(0x52, 0x54, 0x00, 0xaa, 0x00, 0x02)),
@@ -34,10 +36,13 @@ struct Demo: ParsableCommand {
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let total = try parseCount(frames, option: "--frames") ?? 3000
+        let metrics = try longRunning.startMetrics(command: "demo")
+        defer { metrics?.close() }
         // The demo always runs on the model.
         let opened = try AdapterFactory.open(device: nil, model: true, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
         let counter = Counter()
         let queues: QueueSet
         do {
@@ -48,6 +53,7 @@ struct Demo: ParsableCommand {
             throw CLIError.adapter("allocating the demo queues", error)
         }
         counter.acceptance.set(queues.queues)
+        metrics?.report { QueueReport(queues: queues.queues, counters: counter.counters, drops: opened.drops).figures(help: "counted") }
         // Binding, packet filter, queues and filters are in place: now receive starts.
         try opened.startReceiving()
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
@@ -61,6 +67,7 @@ struct Demo: ParsableCommand {
         while traffic.injected < total && !Stop.isRequested {
             traffic.drive(frames: min(round, total - traffic.injected))
             while opened.poll() > 0 {}
+            metrics?.service()
             rounds += 1
             if live {
                 let line = QueueReport.progressLine(queues: queues.queues, counters: counter.counters)
@@ -74,6 +81,7 @@ struct Demo: ParsableCommand {
         }
         if live && terminal { printError("") }
         let report = QueueReport(queues: queues.queues, counters: counter.counters, drops: opened.drops)
+        metrics?.finish()
         for e in queues.release() { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
         if common.json {
@@ -82,5 +90,6 @@ struct Demo: ParsableCommand {
             print(report.table)
             print("\(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MiniportRegistry
 import Logging
+import MiniportMetrics
 import NDIS
 import Protocols
 
@@ -35,6 +36,8 @@ struct Forward: ParsableCommand {
 
     @OptionGroup var ready: ReadyOption
 
+    @OptionGroup var longRunning: LongRunningOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let limit = try parseCount(count, option: "--count")
@@ -43,12 +46,16 @@ struct Forward: ParsableCommand {
         if let device, let to, let a = try? PCIAddressText.normalize(device), a == (try? PCIAddressText.normalize(to)) {
             throw CLIError.input(.missing("--device and --to both name \(a): forward between two different NICs"))
         }
+        let metrics = try longRunning.startMetrics(command: "forward")
+        defer { metrics?.close() }
         let input = try AdapterFactory.open(device: device, model: common.model, logger: logger)
         defer { input.close() }
         let output = try AdapterFactory.open(device: to, model: common.model, logger: logger,
                                              macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
         defer { output.close() }
         Stop.installHandlers()
+        metrics?.watch(input)
+        metrics?.watch(output)
         // Zero-copy needs the sender to reach the receiver's buffers by DMA: both adapters in one
         // DMA domain. Two VFIO devices of one process share one container (VFIODMADomain); two
         // model NICs have an IOMMU each.
@@ -69,6 +76,17 @@ struct Forward: ParsableCommand {
         logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
         let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }
         var arrived = 0
+        metrics?.report {
+            var f = [
+                CommandFigure("forwarded", forwarder.forwarded, help: "Frames forwarded (the final JSON's forwarded)."),
+                CommandFigure("bytes", forwarder.forwardedBytes, help: "Bytes forwarded (the final JSON's bytes)."),
+                CommandFigure("completed", forwarder.completed, help: "Sends completed (the final JSON's completed)."),
+                CommandFigure("send_errors", forwarder.sendErrors, help: "Sends that failed (the final JSON's sendErrors)."),
+                CommandFigure("drops", input.drops + forwarder.drops, help: "Frames lost (the final JSON's drops)."),
+            ]
+            if output.wire != nil { f.append(CommandFigure("arrived", UInt64(arrived), help: "Frames on the second model's wire (the final JSON's arrived).")) }
+            return f
+        }
         let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
         while !Stop.isRequested {
             if let limit, forwarder.forwarded >= UInt64(limit) { break }
@@ -80,6 +98,7 @@ struct Forward: ParsableCommand {
             let n = input.poll() + output.poll()
             if let wire = output.wire { arrived += wire.takeTransmitted().count }
             if n == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            metrics?.service()
         }
         // Let the last sends complete and leave.
         for _ in 0..<8 {
@@ -88,6 +107,7 @@ struct Forward: ParsableCommand {
             if let wire = output.wire { arrived += wire.takeTransmitted().count }
         }
         let drops = input.drops + forwarder.drops
+        metrics?.finish()
         let (h1, m1) = input.close()
         let (h2, m2) = output.close()
         if common.json {
@@ -97,5 +117,6 @@ struct Forward: ParsableCommand {
             if output.wire != nil { print("arrived on \(output.address)'s wire: \(arrived)") }
             print("\(input.address): \(h1), \(m1) bytes left mapped; \(output.address): \(h2), \(m2) bytes left mapped")
         }
+        metrics?.stop()
     }
 }

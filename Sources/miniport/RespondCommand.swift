@@ -1,6 +1,7 @@
 import ArgumentParser
 import MiniportRegistry
 import Logging
+import MiniportMetrics
 import NDIS
 import Protocols
 
@@ -30,14 +31,19 @@ struct Respond: ParsableCommand {
 
     @OptionGroup var ready: ReadyOption
 
+    @OptionGroup var longRunning: LongRunningOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
         let limit = try parseCount(count, option: "--count")
         if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let metrics = try longRunning.startMetrics(command: "respond")
+        defer { metrics?.close() }
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
         let responder = Responder(address: address, limit: limit)
         do {
             // Every frame type: the responder counts what it does not answer (IPv6, LLDP, …) as
@@ -52,6 +58,20 @@ struct Respond: ParsableCommand {
         logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
         try ready.signal()
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
+        metrics?.report {
+            var f = [
+                CommandFigure("arp_replies", UInt64(responder.arpReplies), help: "ARP replies sent (the final JSON's arpReplies)."),
+                CommandFigure("echo_replies", UInt64(responder.echoReplies), help: "ICMP echo replies sent (the final JSON's echoReplies)."),
+                CommandFigure("ignored", UInt64(responder.ignored), help: "Frames not for the responder (the final JSON's ignored)."),
+                CommandFigure("malformed", UInt64(responder.malformed), help: "Malformed requests (the final JSON's malformed)."),
+                CommandFigure("drops", UInt64(responder.drops) + opened.drops, help: "Frames lost (the final JSON's drops)."),
+            ]
+            if let peer {
+                f.append(CommandFigure("peer_verified", UInt64(peer.verified), help: "Replies the simulated peer checked correct (the final JSON's peerVerified)."))
+                f.append(CommandFigure("peer_bad", UInt64(peer.bad), help: "Replies the simulated peer found wrong (the final JSON's peerBad)."))
+            }
+            return f
+        }
         let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
         var lastRequest: UInt64 = 0
         while !responder.isComplete && !Stop.isRequested {
@@ -64,6 +84,7 @@ struct Respond: ParsableCommand {
             let n = opened.poll()
             peer?.check(logger: logger)
             if n == 0 { sleep(nanoseconds: peer == nil ? 100_000 : 1_000_000) }
+            metrics?.service()
         }
         // Let the last replies leave (the model transmits on its next steps).
         for _ in 0..<8 {
@@ -71,6 +92,7 @@ struct Respond: ParsableCommand {
             peer?.check(logger: logger)
         }
         let drops = opened.drops
+        metrics?.finish()
         let (halt, mapped) = opened.close()
         if common.json {
             var extra = ""
@@ -81,6 +103,7 @@ struct Respond: ParsableCommand {
             if let peer { print("simulated peer: \(peer.verified) correct repl(ies), \(peer.bad) wrong") }
             print("\(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
     }
 }
 
