@@ -21,26 +21,29 @@ struct Respond: ParsableCommand {
     @Option(help: ArgumentHelp("The IPv4 address to answer for.", valueName: "A.B.C.D"))
     var ip: String
 
-    @Option(help: "Answer this many requests, then stop.")
+    @Option(parsing: .unconditional, help: "Answer this many requests, then stop.")
     var count: Int?
 
-    @Option(help: "Stop after S seconds.")
+    @Option(parsing: .unconditional, help: "Stop after S seconds.")
     var seconds: Double?
 
     @OptionGroup var common: CommonOptions
 
     @OptionGroup var ready: ReadyOption
 
-    @OptionGroup var longRunning: LongRunningOptions
+    @OptionGroup var running: RunOptions
 
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
+        if let why = address.notAHostAddress { throw CLIError.input(.notAHostIPv4(ip, why)) }
         let limit = try parseCount(count, option: "--count")
-        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
-        let metrics = try longRunning.startMetrics(command: "respond")
+        let duration = try parseSeconds(seconds)
+        let progress = try running.progress("respond", unit: "replies")
+        let metrics = try running.startMetrics(command: "respond")
         defer { metrics?.close() }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        try checkAddresses(device)
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         metrics?.watch(opened)
@@ -60,11 +63,11 @@ struct Respond: ParsableCommand {
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
         metrics?.report {
             var f = [
-                CommandFigure("arp_replies", UInt64(responder.arpReplies), help: "ARP replies sent (the final JSON's arpReplies)."),
-                CommandFigure("echo_replies", UInt64(responder.echoReplies), help: "ICMP echo replies sent (the final JSON's echoReplies)."),
-                CommandFigure("ignored", UInt64(responder.ignored), help: "Frames not for the responder (the final JSON's ignored)."),
-                CommandFigure("malformed", UInt64(responder.malformed), help: "Malformed requests (the final JSON's malformed)."),
-                CommandFigure("drops", UInt64(responder.drops) + opened.drops, help: "Frames lost (the final JSON's drops)."),
+                CommandFigure("arp_replies", responder.arpReplies, help: "ARP replies sent (the final JSON's arpReplies)."),
+                CommandFigure("echo_replies", responder.echoReplies, help: "ICMP echo replies sent (the final JSON's echoReplies)."),
+                CommandFigure("ignored", responder.ignored, help: "Frames not for the responder (the final JSON's ignored)."),
+                CommandFigure("malformed", responder.malformed, help: "Malformed requests (the final JSON's malformed)."),
+                CommandFigure("drops", responder.drops + opened.drops, help: "Frames lost (the final JSON's drops)."),
             ]
             if let peer {
                 f.append(CommandFigure("peer_verified", UInt64(peer.verified), help: "Replies the simulated peer checked correct (the final JSON's peerVerified)."))
@@ -72,11 +75,11 @@ struct Respond: ParsableCommand {
             }
             return f
         }
-        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
+        let end = deadline(after: duration)
         var lastRequest: UInt64 = 0
         while !responder.isComplete && !Stop.isRequested {
             let now = Clock.monotonicNanoseconds()
-            if let deadline, now >= deadline { break }
+            if let end, now >= end { break }
             if let peer, now - lastRequest >= 20_000_000 {
                 peer.ask()
                 lastRequest = now
@@ -85,7 +88,11 @@ struct Respond: ParsableCommand {
             peer?.check(logger: logger)
             if n == 0 { sleep(nanoseconds: peer == nil ? 100_000 : 1_000_000) }
             metrics?.service()
+            progress.update(total: responder.replies) {
+                "ARP \(responder.arpReplies), ping \(responder.echoReplies), ignored \(responder.ignored), malformed \(responder.malformed), drops \(responder.drops + opened.drops)"
+            }
         }
+        progress.finish()
         // Let the last replies leave (the model transmits on its next steps).
         for _ in 0..<8 {
             opened.poll()

@@ -7,20 +7,9 @@ import MiniportRegistry
 import Protocols
 import NDIS
 
-/// The options every long-running command shares (capture, forward, respond, pktgen, demo, and
-/// `stack`): one `@OptionGroup var run: LongRunningOptions` per command, so a new common option
-/// (`--quiet`, the progress line's) is added once, here.
-struct LongRunningOptions: ParsableArguments {
-    @Option(name: .customLong("metrics"), help: ArgumentHelp(
-        "Serve Prometheus metrics (GET /metrics) on PORT (127.0.0.1), HOST:PORT or [IPv6]:PORT while the command runs; port 0 picks a free one.",
-        valueName: "host:port"))
-    var metrics: String?
-
-    @Option(name: .customLong("metrics-linger"), help: ArgumentHelp(
-        "After the final figures, keep answering /metrics with them for up to S seconds (Ctrl-C ends it early).",
-        valueName: "seconds"))
-    var metricsLinger: Double = 0
-
+/// `--metrics` and `--metrics-linger` of the long-running commands: options of ``RunOptions`` (the
+/// one option group capture, forward, respond, pktgen, demo and stack share).
+extension RunOptions {
     /// Starts the metrics listener when `--metrics` was given; prints where it listens (stderr).
     /// - Throws: one line naming the value or the port taken.
     func startMetrics(command: String) throws(CLIError) -> CommandMetrics? {
