@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "DriverKit", targets: ["DriverKit"]),
         .library(name: "IGB", targets: ["IGB"]),
         .library(name: "MiniportRegistry", targets: ["MiniportRegistry"]),
+        .library(name: "ModelKit", targets: ["ModelKit"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
     ],
@@ -35,7 +36,10 @@ let package = Package(
         .target(name: "PCI", dependencies: ["CLibPCI", "DeviceAccess"]),
         .target(name: "VFIO", dependencies: ["CShim", "PCI", "DeviceAccess"]),
         .target(name: "NDIS", dependencies: ["DeviceAccess", "CShim"]),
-        .target(name: "IGBModel", dependencies: ["DeviceAccess"], path: "Sources/Models/IGB"),
+        // What every hardware model builds on (Docs/MODEL.md): the emulated IOMMU, the wire and its
+        // ports, frame parsing, checksums, CRC and Toeplitz.
+        .target(name: "ModelKit", dependencies: ["DeviceAccess"]),
+        .target(name: "IGBModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/IGB"),
         // What every miniport builds on (Docs/ARCHITECTURE.md): the family protocol the registry lists, ...
         .target(name: "DriverKit", dependencies: ["NDIS", "DeviceAccess", "CShim"]),
         .target(name: "IGB", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/IGB"),

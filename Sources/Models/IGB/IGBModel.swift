@@ -1,4 +1,5 @@
 import DeviceAccess
+import ModelKit
 import Glibc
 import Synchronization
 
@@ -168,7 +169,9 @@ public final class IGBModel: @unchecked Sendable {
     public private(set) var now: UInt64 = 0
 
     // MARK: wire
-    let fifo: FrameFIFO
+    /// The model's socket on the wire (ModelKit): its receive FIFO and the peer's port.
+    public let port: WirePort
+    var fifo: FrameFIFO { @inline(__always) get { port.fifo } }
     var headCountedAsBlocked = false
     /// Kept out of line: the transmit path counts every frame, and a class's stored `var` costs a
     /// dynamic exclusivity check per access.
@@ -178,7 +181,6 @@ public final class IGBModel: @unchecked Sendable {
     }
     let wireCounterCell: UnsafeMutablePointer<WireCounters>
     var transmitted: [[UInt8]] = []
-    unowned(unsafe) var peer: IGBModel? = nil
 
     // MARK: transmit state
     var txPending: UInt32 = 0
@@ -226,7 +228,7 @@ public final class IGBModel: @unchecked Sendable {
         regs.initialize(repeating: 0, count: Reg.barSize / 4)
         kinds = .allocate(capacity: Reg.barSize / 4)
         kinds.initialize(repeating: 0, count: Reg.barSize / 4)
-        fifo = FrameFIFO(slots: max(1, configuration.receiveFIFOFrames), slotSize: configuration.maximumFrameLength + 8)
+        port = WirePort(slots: max(1, configuration.receiveFIFOFrames), slotSize: configuration.maximumFrameLength + 8)
         txScratchCapacity = configuration.maximumFrameLength + 8
         txScratch = .allocate(byteCount: txScratchCapacity, alignment: 16)
         txContext = .allocate(capacity: 16 * 8 * 3)
@@ -240,7 +242,7 @@ public final class IGBModel: @unchecked Sendable {
 
     deinit {
         stop()
-        if let p = peer { p.peer = nil }
+        port.disconnect()
         for v in vectors { v.close() }
         regs.deallocate()
         kinds.deallocate()

@@ -1,3 +1,4 @@
+@_exported import ModelKit
 import DeviceAccess
 
 /// Register access to the model's BAR0: each access is a call into the model.
@@ -132,3 +133,6 @@ public final class IGBModelFunction: PCIFunction, @unchecked Sendable {
     /// True once the model was surprise-removed.
     public var isSurpriseRemoved: Bool { model.isSurpriseRemoved }
 }
+
+/// The 82576 model's errors are the model kit's (IOMMU, function scaffold).
+public typealias IGBModelError = ModelError

@@ -1,3 +1,4 @@
+import ModelKit
 // Register offsets and bits of the 82576 as the model implements them.
 // Names follow the 82576 datasheet (§8 "Programming Interface"); offsets are the BAR0 byte offsets.
 // The driver has its own copy (Sources/Drivers/IGB); the model deliberately does not share it, so a

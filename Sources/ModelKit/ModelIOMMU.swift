@@ -12,6 +12,8 @@ public enum DMAActivity: Sendable, Equatable, CustomStringConvertible {
     case transmitBuffer(queue: Int)
     case transmitHeadWriteBack(queue: Int)
     case benchmark(queue: Int)
+    /// Reading a control-queue command or writing its ack (virtio-net).
+    case controlCommand(queue: Int)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum DMAActivity: Sendable, Equatable, CustomStringConvertible {
         case let .transmitBuffer(q): return "reading a TX buffer of queue \(q)"
         case let .transmitHeadWriteBack(q): return "writing the TX head of queue \(q) to TDWBA"
         case let .benchmark(q): return "benchmark completion on queue \(q)"
+        case let .controlCommand(q): return "processing a control command on queue \(q)"
         }
     }
 }
@@ -35,7 +38,7 @@ public struct DMAFault: Sendable, Equatable, CustomStringConvertible {
         case unmapped
         /// PCI_COMMAND.MASTER was off: the function must not issue DMA at all.
         case busMasterDisabled
-        /// A one-shot fault injected by the test (`IGBModel.injectDMAFault`).
+        /// A one-shot fault injected by the test (`ModelIOMMU.injectFault`).
         case injected
     }
     public var kind: Kind
@@ -44,6 +47,14 @@ public struct DMAFault: Sendable, Equatable, CustomStringConvertible {
     /// True for a device write to memory, false for a device read from memory.
     public var isWrite: Bool
     public var activity: DMAActivity
+
+    public init(kind: Kind, iova: UInt64, length: Int, isWrite: Bool, activity: DMAActivity) {
+        self.kind = kind
+        self.iova = iova
+        self.length = length
+        self.isWrite = isWrite
+        self.activity = activity
+    }
 
     public var description: String {
         let what: String
@@ -57,7 +68,8 @@ public struct DMAFault: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Errors of the model's IOMMU and PCI function.
-public enum IGBModelError: Error, Equatable, CustomStringConvertible {
+/// Errors of the model kit's pieces (IOMMU, PCI function scaffold) and the models built on them.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
     case invalidLength(Int)
     case outOfMemory(bytes: Int)
     case unknownRegion(id: UInt32)
@@ -70,8 +82,8 @@ public enum IGBModelError: Error, Equatable, CustomStringConvertible {
         case let .invalidLength(n): return "DMA allocation of \(n) bytes: ask for a positive length"
         case let .outOfMemory(n): return "could not allocate \(n) bytes of host memory for the model's IOMMU: free some regions or use smaller ones"
         case let .unknownRegion(id): return "DMA region \(id) is not mapped in the model's IOMMU (freed twice, or from another allocator)"
-        case let .noSuchBAR(i): return "the 82576 model has memory BAR 0 only (MSI-X lives in the model); BAR \(i) does not exist"
-        case let .tooManyVectors(r, a): return "asked for \(r) MSI-X vectors but the 82576 offers \(a): request at most \(a)"
+        case let .noSuchBAR(i): return "the model has no memory BAR \(i) (MSI-X lives in the model): use the BAR its PCI capabilities name"
+        case let .tooManyVectors(r, a): return "asked for \(r) MSI-X vectors but the model offers \(a): request at most \(a)"
         case let .badMACAddress(n): return "a MAC address has 6 bytes, got \(n)"
         }
     }
@@ -90,30 +102,32 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
         case huge2M = 2_097_152
     }
 
+    @usableFromInline
     struct Mapping {
-        var iova: UInt64
-        var length: Int
-        var host: UnsafeMutableRawPointer
-        var region: UInt32
+        @usableFromInline var iova: UInt64
+        @usableFromInline var length: Int
+        @usableFromInline var host: UnsafeMutableRawPointer
+        @usableFromInline var region: UInt32
     }
 
     public let granularity: Granularity
     /// Faults recorded so far (oldest first). Tests usually expect it to be empty.
-    public private(set) var faults: [DMAFault] = []
+    @usableFromInline internal(set) var recordedFaults: [DMAFault] = []
+    public var faults: [DMAFault] { recordedFaults }
     /// Splits non-contiguous allocations into this many IOVA segments (when long enough).
     public var segmentsForNonContiguous = 2
 
     // Mappings sorted by IOVA in memory we own, so translation does no retain/release.
-    private var mappings: UnsafeMutablePointer<Mapping>
-    private var mappingCount = 0
+    @usableFromInline var mappings: UnsafeMutablePointer<Mapping>
+    @usableFromInline var mappingCount = 0
     private var mappingCapacity = 16
-    private var lastHit = 0
-    private var previousHit = 0
+    @usableFromInline var lastHit = 0
+    @usableFromInline var previousHit = 0
     private var regions: [UInt32: (base: UnsafeMutableRawPointer, length: Int)] = [:]
     private var nextRegionID: UInt32 = 1
     // IOVAs start far away from any user-space address and skip a guard gap between allocations.
     private var nextIOVA: UInt64
-    private var injectedFaultPending = false
+    @usableFromInline var injectedFaultPending = false
 
     public init(granularity: Granularity = .page4K, iovaBase: UInt64 = 0x00F0_0000_0000) {
         self.granularity = granularity
@@ -130,12 +144,12 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
     public var liveBytes: Int { regions.values.reduce(0) { $0 + $1.length } }
 
     public func allocateDMA(length: Int, contiguous: Bool) throws -> DMARegion {
-        guard length > 0 else { throw IGBModelError.invalidLength(length) }
+        guard length > 0 else { throw ModelError.invalidLength(length) }
         let page = granularity.rawValue
         let rounded = (length + page - 1) / page * page
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, page, rounded) == 0, let base = raw else {
-            throw IGBModelError.outOfMemory(bytes: rounded)
+            throw ModelError.outOfMemory(bytes: rounded)
         }
         memset(base, 0, rounded)
         let id = nextRegionID
@@ -161,7 +175,7 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
 
     public func freeDMA(_ region: DMARegion) throws {
         guard let r = regions.removeValue(forKey: region.id) else {
-            throw IGBModelError.unknownRegion(id: region.id)
+            throw ModelError.unknownRegion(id: region.id)
         }
         var w = 0
         for i in 0..<mappingCount where mappings[i].region != region.id {
@@ -191,18 +205,18 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
     public func injectFault() { injectedFaultPending = true }
 
     /// Forgets recorded faults.
-    public func clearFaults() { faults.removeAll() }
+    public func clearFaults() { recordedFaults.removeAll() }
 
     /// Records a fault that did not come from translation (bus master off).
-    func record(_ fault: DMAFault) { faults.append(fault) }
+    public func record(_ fault: DMAFault) { recordedFaults.append(fault) }
 
     /// The host address of `length` bytes at `iova`, or nil (fault recorded) if the range is not
     /// entirely inside one live mapping.
-    @inline(__always)
-    func translate(_ iova: UInt64, length: Int, isWrite: Bool, activity: DMAActivity) -> UnsafeMutableRawPointer? {
+    @inlinable @inline(__always)
+    public func translate(_ iova: UInt64, length: Int, isWrite: Bool, activity: DMAActivity) -> UnsafeMutableRawPointer? {
         if _slowPath(injectedFaultPending) {
             injectedFaultPending = false
-            faults.append(DMAFault(kind: .injected, iova: iova, length: length, isWrite: isWrite, activity: activity))
+            recordedFaults.append(DMAFault(kind: .injected, iova: iova, length: length, isWrite: isWrite, activity: activity))
             return nil
         }
         // Two most recent mappings first: a ring and its buffers alternate (fetch, copy, write-back).
@@ -234,7 +248,7 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
                 return m.host + Int(off)
             }
         }
-        faults.append(DMAFault(kind: .unmapped, iova: iova, length: length, isWrite: isWrite, activity: activity))
+        recordedFaults.append(DMAFault(kind: .unmapped, iova: iova, length: length, isWrite: isWrite, activity: activity))
         return nil
     }
 }

@@ -1,48 +1,49 @@
-// Header parsing, checksums, the Toeplitz hash and the Ethernet CRC, as the 82576's receive and
-// transmit engines need them. Everything works on raw bytes the model owns (FIFO slots, scratch
+// Header parsing, checksums, the Toeplitz hash and the Ethernet CRC, as a model NIC's receive and
+// transmit engines need them (ModelKit: every model shares them). Everything works on raw bytes the model owns (FIFO slots, scratch
 // buffers) and allocates nothing.
 
 /// What the receive/transmit engines learn from a frame's headers.
-struct FrameInfo {
-    var tagged = false
-    var tci: UInt16 = 0
+public struct FrameInfo {
+    @inlinable public init() {}
+    public var tagged = false
+    public var tci: UInt16 = 0
     /// Offset of the L3 header (14, or 18 when tagged).
-    var l3Offset = 14
-    var etherType: UInt16 = 0
-    var isIPv4 = false
-    var isIPv6 = false
+    public var l3Offset = 14
+    public var etherType: UInt16 = 0
+    public var isIPv4 = false
+    public var isIPv6 = false
     /// IPv6 with an extension header we do not walk.
-    var ipv6Extension = false
-    var isFragment = false
-    var l3HeaderLength = 0
+    public var ipv6Extension = false
+    public var isFragment = false
+    public var l3HeaderLength = 0
     /// IP protocol / next header (6 TCP, 17 UDP, 132 SCTP).
-    var l4Protocol: UInt8 = 0
-    var l4Offset = 0
-    var l4HeaderLength = 0
+    public var l4Protocol: UInt8 = 0
+    public var l4Offset = 0
+    public var l4HeaderLength = 0
     /// End of the IP datagram (excludes Ethernet padding and FCS).
-    var ipEnd = 0
+    public var ipEnd = 0
 
-    var isTCP: Bool { l4HeaderLength > 0 && l4Protocol == 6 }
-    var isUDP: Bool { l4HeaderLength > 0 && l4Protocol == 17 }
+    public var isTCP: Bool { l4HeaderLength > 0 && l4Protocol == 6 }
+    public var isUDP: Bool { l4HeaderLength > 0 && l4Protocol == 17 }
     /// Offset of the first byte after the L4 header, or after L3 for other IP, or 0 if unknown.
-    var splitOffset: Int {
+    public var splitOffset: Int {
         if l4HeaderLength > 0 { return l4Offset + l4HeaderLength }
         if isIPv4 || isIPv6 { return l3Offset + l3HeaderLength }
         return 0
     }
 }
 
-@inline(__always) func load16BE(_ p: UnsafeRawPointer, _ o: Int) -> UInt16 {
+@inlinable @inline(__always) public func load16BE(_ p: UnsafeRawPointer, _ o: Int) -> UInt16 {
     UInt16(p.load(fromByteOffset: o, as: UInt8.self)) << 8 | UInt16(p.load(fromByteOffset: o + 1, as: UInt8.self))
 }
 
-@inline(__always) func store16BE(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: UInt16) {
+@inlinable @inline(__always) public func store16BE(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: UInt16) {
     p.storeBytes(of: UInt8(v >> 8), toByteOffset: o, as: UInt8.self)
     p.storeBytes(of: UInt8(v & 0xFF), toByteOffset: o + 1, as: UInt8.self)
 }
 
 /// Parses L2 (one 802.1Q tag matching `vet`), IPv4/IPv6 and TCP/UDP headers.
-func parseFrame(_ p: UnsafeRawPointer, length: Int, vet: UInt16) -> FrameInfo {
+@inlinable public func parseFrame(_ p: UnsafeRawPointer, length: Int, vet: UInt16) -> FrameInfo {
     var info = FrameInfo()
     guard length >= 14 else { return info }
     var type = load16BE(p, 12)
@@ -92,7 +93,7 @@ func parseFrame(_ p: UnsafeRawPointer, length: Int, vet: UInt16) -> FrameInfo {
 }
 
 /// 16-bit one's-complement sum of `length` bytes (big-endian words), added to `initial`.
-func onesComplementSum(_ p: UnsafeRawPointer, _ length: Int, initial: UInt32 = 0) -> UInt32 {
+@inlinable public func onesComplementSum(_ p: UnsafeRawPointer, _ length: Int, initial: UInt32 = 0) -> UInt32 {
     var sum = UInt64(initial)
     var i = 0
     while i + 1 < length {
@@ -104,14 +105,14 @@ func onesComplementSum(_ p: UnsafeRawPointer, _ length: Int, initial: UInt32 = 0
     return UInt32(sum)
 }
 
-@inline(__always) func foldChecksum(_ sum: UInt32) -> UInt16 {
+@inlinable @inline(__always) public func foldChecksum(_ sum: UInt32) -> UInt16 {
     var s = sum
     while s >> 16 != 0 { s = (s & 0xFFFF) &+ (s >> 16) }
     return ~UInt16(s)
 }
 
 /// The TCP/UDP pseudo-header sum for the datagram described by `info` with `l4Length` bytes of L4.
-func pseudoHeaderSum(_ p: UnsafeRawPointer, _ info: FrameInfo, l4Length: Int) -> UInt32 {
+@inlinable public func pseudoHeaderSum(_ p: UnsafeRawPointer, _ info: FrameInfo, l4Length: Int) -> UInt32 {
     var sum: UInt32 = 0
     if info.isIPv4 {
         sum = onesComplementSum(p + info.l3Offset + 12, 8)
@@ -123,7 +124,7 @@ func pseudoHeaderSum(_ p: UnsafeRawPointer, _ info: FrameInfo, l4Length: Int) ->
 }
 
 /// Toeplitz hash (Microsoft RSS, 82576 datasheet §7.1.1.7.1) of `input` with the 40-byte `key`.
-func toeplitzHash(key: UnsafeRawPointer, input: UnsafeRawPointer, length: Int) -> UInt32 {
+@inlinable public func toeplitzHash(key: UnsafeRawPointer, input: UnsafeRawPointer, length: Int) -> UInt32 {
     var result: UInt32 = 0
     // `window` holds key bits [i, i+64) for input bit i; refilled one key byte at a time.
     var window: UInt64 = 0
@@ -142,13 +143,13 @@ func toeplitzHash(key: UnsafeRawPointer, input: UnsafeRawPointer, length: Int) -
 }
 
 /// IEEE 802.3 CRC-32 as it appears in the FCS field (little-endian bytes on the wire).
-let crc32Table: [UInt32] = (0..<256).map { n -> UInt32 in
+public let crc32Table: [UInt32] = (0..<256).map { n -> UInt32 in
     var c = UInt32(n)
     for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
     return c
 }
 
-func ethernetCRC(_ p: UnsafeRawPointer, _ length: Int) -> UInt32 {
+@inlinable public func ethernetCRC(_ p: UnsafeRawPointer, _ length: Int) -> UInt32 {
     var crc: UInt32 = 0xFFFF_FFFF
     crc32Table.withUnsafeBufferPointer { table in
         for i in 0..<length {
