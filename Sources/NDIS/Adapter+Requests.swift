@@ -181,6 +181,7 @@ extension Adapter {
         if !filter.inHardware && !filter.queue.isDefault {
             softwareFilters.append(filter)
             softwareFilters.sort { $0.id < $1.id }
+            miniport.softwareFiltersChanged(softwareFilters)
         }
         if var q = queue {
             q.filters.append(filter.id)
@@ -195,7 +196,10 @@ extension Adapter {
         if !filter.queue.isDefault { try checkOwner(filter.queue, owner) }
         if filter.inHardware { _ = try miniport.handleRequest(.clearFilter(filter)) }
         filters.removeValue(forKey: id.rawValue)
-        softwareFilters.removeAll { $0.id == id }
+        if !filter.inHardware && !filter.queue.isDefault {
+            softwareFilters.removeAll { $0.id == id }
+            miniport.softwareFiltersChanged(softwareFilters)
+        }
         if var q = queues[filter.queue.rawValue] {
             q.filters.removeAll { $0 == id }
             // A queue whose last filter is gone stops indicating (Paused).
