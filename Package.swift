@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "MiniportRegistry", targets: ["MiniportRegistry"]),
         .library(name: "ModelKit", targets: ["ModelKit"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
+        .library(name: "VirtioNet", targets: ["VirtioNet"]),
+        .library(name: "VirtioNetModel", targets: ["VirtioNetModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
     ],
     dependencies: [
@@ -40,15 +42,17 @@ let package = Package(
         // ports, frame parsing, checksums, CRC and Toeplitz.
         .target(name: "ModelKit", dependencies: ["DeviceAccess"]),
         .target(name: "IGBModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/IGB"),
+        .target(name: "VirtioNetModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/VirtioNet"),
         // What every miniport builds on (Docs/ARCHITECTURE.md): the family protocol the registry lists, ...
         .target(name: "DriverKit", dependencies: ["NDIS", "DeviceAccess", "CShim"]),
         .target(name: "IGB", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        .target(name: "VirtioNet", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/VirtioNet"),
         // The driver registry and adapter opening (device by PCI address or model NIC), shared by
         // the CLI and the C API.
         .target(
             name: "MiniportRegistry",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel",
+                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,6 +88,9 @@ let package = Package(
         .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+        // The conformance suite: every (miniport, model) pair of the registry (Docs/WRITING-A-MINIPORT.md).
+        .testTarget(name: "ConformanceTests", dependencies: ["MiniportRegistry", "NDIS", "Protocols"]),
+        .testTarget(name: "VirtioNetTests", dependencies: ["VirtioNet", "VirtioNetModel", "NDIS", "DeviceAccess", "DriverKit"]),
         .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
