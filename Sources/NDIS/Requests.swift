@@ -29,6 +29,12 @@ public struct Statistics: Sendable, Equatable, Codable {
     /// Frames with errors (bad write-back, CRC…).
     public var receiveErrors: UInt64 = 0
     public var transmitErrors: UInt64 = 0
+    /// Frames indicated with NDIS_RECEIVE_FLAGS_RESOURCES (the miniport was short of buffers).
+    public var resourcesIndications: UInt64 = 0
+    /// Receive buffers posted to the queue's ring(s) when read, and the rings' descriptor count
+    /// (gauges, per queue: how full the ring is). 0 where the miniport does not say.
+    public var ringFill: UInt64 = 0
+    public var ringSize: UInt64 = 0
     public init() {}
 }
 

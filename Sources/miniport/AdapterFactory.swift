@@ -9,14 +9,17 @@ enum AdapterFactory {
     static let modelMAC = AdapterOpener.modelMAC
 
     static func open(device: String?, model: Bool, nic: String = "igb", logger: Logger, macAddress: MACAddress = modelMAC,
-                     modelName: String = "model0") throws(CLIError) -> OpenedAdapter {
+                     modelName: String = "model0", tap: String? = nil) throws(CLIError) -> OpenedAdapter {
         do {
+            if tap != nil && !model {
+                throw CLIError.input(.missing("--tap IFNAME connects the hardware model's wire to a Linux TAP: add --model (a device's wire is its own cable)"))
+            }
             if model {
                 // A model NIC lives in this process; only a model named after a device address is
                 // locked, so scripts that pass the same --device to the model see the same busy rule.
                 let name = try device.map { (d: String) throws(OpenError) in try PCIAddressText.normalize(d) } ?? modelName
                 return try AdapterOpener.openModel(nic: nic, name: name, lockName: device == nil ? nil : name,
-                                                   macAddress: macAddress, logger: logger)
+                                                   macAddress: macAddress, logger: logger, tap: tap)
             }
             guard let device else { throw CLIError.input(.missing("--device ADDR is needed (a PCI address bound to vfio-pci), or --model for the hardware model")) }
             return try AdapterOpener.openDevice(device, logger: logger)
@@ -39,6 +42,7 @@ extension CLIError {
         case .noMiniport, .refused: self = .noMiniport(error.description)
         case .unknownModel: self = .input(.missing(error.description))
         case let .adapter(what, e): self = .adapter(what, e)
+        case let .tap(m): self = .failed(m)
         case let .failed(m): self = .failed(m)
         }
     }

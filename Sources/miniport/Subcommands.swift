@@ -10,6 +10,7 @@ enum MiniportSubcommands {
         Respond.self,
         Forward.self,
         Pktgen.self,
+        Extcap.self,
         BenchCommand.self,
     ]
 }

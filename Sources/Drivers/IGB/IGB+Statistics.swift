@@ -106,6 +106,16 @@ extension IGBMiniport {
         return result
     }
 
+    /// Descriptors posted to the hardware and ring size, over a queue's ring(s).
+    func ringFill(_ queue: ReceiveQueueID) -> (posted: Int, size: Int) {
+        var result = (posted: 0, size: 0)
+        for slot in 0..<Self.ringSlots where rx[slot].bufferCount > 0 && rx[slot].queueID == queue {
+            result.posted += rx[slot].posted
+            result.size += rx[slot].count
+        }
+        return result
+    }
+
     /// OID_GEN_STATISTICS: global counters from the hardware, per-queue counters from the rings.
     func collectStatistics() throws -> StatisticsReport {
         accumulateStatistics()
@@ -135,6 +145,10 @@ extension IGBMiniport {
             s.receiveMulticast = c.multicast
             s.receiveErrors = c.badWriteBacks
             s.receiveDrops = c.noNetBufferList
+            s.resourcesIndications = c.resourcesIndications
+            let ring = ringFill(ReceiveQueueID(id))
+            s.ringFill = UInt64(ring.posted)
+            s.ringSize = UInt64(ring.size)
             if id == 0 {
                 s.transmittedFrames = tx.counters.completed
                 s.transmittedBytes = tx.counters.bytes
