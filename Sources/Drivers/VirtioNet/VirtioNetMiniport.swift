@@ -341,10 +341,13 @@ public final class VirtioNetMiniport<F: PCIFunction>: MiniportDriver {
         let caps = ReceiveFilterCapabilities(numberOfQueues: 0, maxMACHeaderFilters: 0, maxFiltersPerQueue: 0,
                                              supportedTests: [], supportedFields: [], lookaheadSplitSupported: false,
                                              maxBuffersPerQueue: rxq.pointee.size)
-        return MiniportAttributes(permanentAddress: permanentAddress, currentAddress: permanentAddress, mtu: 1500, maxFrameSize: 1522,
-                                  dataBackfillSize: configuration.receiveBackfill - VirtioNetHeader.size,
-                                  linkSpeedBitsPerSecond: 10_000_000_000, receiveFilterCapabilities: caps,
-                                  description: "virtio-net (1af4:1041, virtio 1.x: \(VirtioNetFeature.describe(negotiatedFeatures).joined(separator: " ")))")
+        var attributes = MiniportAttributes(permanentAddress: permanentAddress, currentAddress: permanentAddress, mtu: 1500, maxFrameSize: 1522,
+                                            dataBackfillSize: configuration.receiveBackfill - VirtioNetHeader.size,
+                                            linkSpeedBitsPerSecond: 10_000_000_000, receiveFilterCapabilities: caps,
+                                            description: "virtio-net (1af4:1041, virtio 1.x: \(VirtioNetFeature.describe(negotiatedFeatures).joined(separator: " ")))")
+        // The MAC table gets the software filters' MACs (programFilters): no promiscuous needed for them.
+        attributes.admitsSoftwareFilterMACs = hasControl && negotiatedFeatures & VirtioNetFeature.ctrlRx != 0
+        return attributes
     }
 
     func setUpQueue(_ q: UnsafeMutablePointer<DriverVirtqueue>, index: Int, size wanted: Int) throws(VirtioNetError) {
