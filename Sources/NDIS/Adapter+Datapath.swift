@@ -18,6 +18,9 @@ extension Adapter {
                 miniport.returnNetBufferLists(chain, flags: .singleQueue)
                 return
             }
+            if q.parameters.flags.contains(.lookaheadSplitRequired) {
+                checkLookaheadSplit(chain, lookahead: q.parameters.lookaheadSize)
+            }
         }
         var chain = chain
         // One walk: source, queue id, frame type, and the NBL's own accounting (owner, the shared
@@ -53,6 +56,31 @@ extension Adapter {
             if chain.isEmpty { return }
         }
         deliver(chain, queue: queue, flags: flags)
+    }
+
+    /// The lookahead split rule (Shared Memory in Receive Buffers): on a queue allocated with
+    /// LOOKAHEAD_SPLIT_REQUIRED the adapter splits "at an offset equal to or greater than the
+    /// requested lookahead size". So the segment the data starts in holds at least
+    /// min(lookahead, data length) bytes from the data start: a longer frame carries its first
+    /// `lookahead` bytes in the lookahead segment, a shorter one lies there whole. Checked for every
+    /// miniport on every indication of such a queue; a frame split earlier is counted in
+    /// `lookaheadSplitViolations` (and still indicated: its bytes are right, its layout is not).
+    func checkLookaheadSplit(_ chain: borrowing NetBufferListChain, lookahead: Int) {
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            if !Adapter.meetsLookaheadSplit(NetBufferList(nbl), lookahead: lookahead) {
+                lookaheadSplitViolations &+= 1
+            }
+        }
+    }
+
+    /// True when `nbl`'s current segment holds min(lookahead, dataLength) bytes from the data start.
+    public static func meetsLookaheadSplit(_ nbl: NetBufferList, lookahead: Int) -> Bool {
+        let need = min(lookahead, nbl.dataLength)
+        let (index, offset) = nbl.currentSegment
+        guard index < nbl.segmentCount else { return need == 0 }
+        return Int(nbl.segment(index).length) - offset >= need
     }
 
     static func frameType(of nbl: NetBufferList) -> UInt16 {
@@ -212,6 +240,9 @@ extension Adapter {
     /// A RESOURCES indication on one queue (see `indicateReceiveWithResources`).
     func indicateResourcesOnQueue(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
         if !queue.isDefault, queues[queue.rawValue]?.state != .running { countDrops(chain.count); return }
+        if !queue.isDefault, let q = queues[queue.rawValue], q.parameters.flags.contains(.lookaheadSplitRequired) {
+            checkLookaheadSplit(chain, lookahead: q.parameters.lookaheadSize)
+        }
         chain.forEach { nbl in
             nbl.storage.pointee.source = sourceHandle
             nbl.storage.pointee.info.receiveQueueID = queue.rawValue

@@ -95,6 +95,9 @@ public final class Adapter: NetBufferListReturnTarget {
         get { fast.pointee.frameworkDrops }
         set { fast.pointee.frameworkDrops = newValue }
     }
+    /// Frames indicated on a LOOKAHEAD_SPLIT_REQUIRED queue whose lookahead segment holds fewer than
+    /// min(lookahead size, frame length) bytes: a miniport broke the split rule (see `checkLookaheadSplit`).
+    public internal(set) var lookaheadSplitViolations: UInt64 = 0
     /// Frames a miniport indicated while the adapter was Initializing or Paused: receive was on in
     /// hardware before MiniportRestart, against NDIS's order (always 0 for a correct miniport). The
     /// framework discards them (they count in `frameworkDrops` too).

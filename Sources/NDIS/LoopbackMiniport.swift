@@ -13,6 +13,9 @@ public final class LoopbackMiniport: MiniportDriver {
         public var hardwareFields: Set<FilterField> = [.macDestination, .vlanID]
         /// Loop sent frames back into the receive path.
         public var loopback = false
+        /// Splits lookahead-split frames this many bytes before the requested lookahead size: a
+        /// miniport that breaks the split rule, for the framework's check (tests only; 0: correct).
+        public var lookaheadSplitShortfall = 0
         /// A broken miniport, for tests of the framework's guard: receive is on from initialize
         /// instead of from restart, so frames on the wire are indicated while the adapter is Paused.
         public var receivesBeforeRestart = false
@@ -274,7 +277,7 @@ public final class LoopbackMiniport: MiniportDriver {
         if n >= 2 {
             // Lookahead split: header part into segment 0, the rest into segment 1.
             let q = queues[nbl.info.receiveQueueID]
-            let look = min(frame.count, q?.params.lookaheadSize ?? 64)
+            let look = max(0, min(frame.count, (q?.params.lookaheadSize ?? 64) - configuration.lookaheadSplitShortfall))
             var s0 = nbl.segment(0), s1 = nbl.segment(1)
             frame.withUnsafeBytes { src in
                 s0.address!.copyMemory(from: src.baseAddress!, byteCount: look)

@@ -38,13 +38,83 @@ public enum CaptureFileError: Error, Equatable, CustomStringConvertible {
     case cannotCreate(path: String, reason: String)
     case writeFailed(path: String, reason: String)
     case tooManyInterfaces(Int)
+    /// The reader of a pipe or FIFO went away (EPIPE): the normal end of `capture --write - | tshark -c N`.
+    case readerGone(path: String)
+    /// A stop was asked for while no reader had opened the FIFO, or while a write to it was blocked.
+    case stoppedWaitingForReader(path: String)
 
     public var description: String {
         switch self {
         case let .cannotCreate(path, reason): "cannot create capture file \(path): \(reason); check the directory exists and is writable"
-        case let .writeFailed(path, reason): "writing capture file \(path) failed: \(reason); check free space"
+        case let .writeFailed(path, reason): "writing capture file \(path) failed: \(reason); the capture stopped there and the file holds every frame counted (free some space or write elsewhere)"
         case let .tooManyInterfaces(n): "a capture takes at most \(QueueCounters.capacity) receive queues, got \(n)"
+        case let .readerGone(path): "the reader of \(CaptureFileError.name(path)) went away (broken pipe); the capture stopped"
+        case let .stoppedWaitingForReader(path): "stopped while waiting for a reader of \(CaptureFileError.name(path)); frames not read by then were not captured"
         }
+    }
+
+    /// True when the capture ended because its reader did (not a failure: the counts are final).
+    public var isReaderGone: Bool {
+        if case .readerGone = self { return true }
+        return false
+    }
+
+    static func name(_ path: String) -> String { path == "-" ? "standard output" : path }
+}
+
+/// Where a capture writes: a file, a FIFO, or standard output (`-`).
+public struct CaptureDestination {
+    /// The open descriptor (owned: closing the writer closes it).
+    public let fd: Int32
+    public let path: String
+    /// True for a pipe, FIFO, socket or terminal: written per batch, never truncated.
+    public let isStream: Bool
+
+    /// Opens `path` for writing: `-` is standard output (the `tcpdump -w -` convention); a FIFO is
+    /// opened without blocking, retried every 20 ms until a reader opens it or `shouldGiveUp`
+    /// returns true (a signal arrived), so Ctrl-C and SIGTERM work while no reader is there.
+    /// - Throws: `.cannotCreate`, or `.stoppedWaitingForReader` when given up.
+    public static func open(_ path: String, shouldGiveUp: () -> Bool = { false }) throws(CaptureFileError) -> CaptureDestination {
+        if path == "-" {
+            var st = stat()
+            if fstat(1, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO {
+                // A pipe: a descriptor of our own on it (a new open file description), so it can be
+                // non-blocking without touching the shell's.
+                let fd = Glibc.open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                if fd >= 0 { return CaptureDestination(fd: fd, path: path, isStream: true) }
+            }
+            let fd = fcntl(1, F_DUPFD_CLOEXEC, 3)
+            guard fd >= 0 else { throw .cannotCreate(path: path, reason: String(cString: strerror(errno))) }
+            return CaptureDestination(fd: fd, path: path, isStream: !isRegular(fd))
+        }
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO {
+            while true {
+                // A FIFO without a reader: O_NONBLOCK makes open fail with ENXIO instead of blocking.
+                let fd = Glibc.open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                // It stays non-blocking: a reader that stops reading makes writes wait in poll(2),
+                // which looks at the stop request every 100 ms.
+                if fd >= 0 { return CaptureDestination(fd: fd, path: path, isStream: true) }
+                guard errno == ENXIO || errno == EINTR else { throw .cannotCreate(path: path, reason: String(cString: strerror(errno))) }
+                if shouldGiveUp() { throw .stoppedWaitingForReader(path: path) }
+                var ts = timespec(tv_sec: 0, tv_nsec: 20_000_000)
+                nanosleep(&ts, nil)
+            }
+        }
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .cannotCreate(path: path, reason: String(cString: strerror(errno))) }
+        return CaptureDestination(fd: fd, path: path, isStream: !isRegular(fd))
+    }
+
+    public init(fd: Int32, path: String, isStream: Bool) {
+        self.fd = fd
+        self.path = path
+        self.isStream = isStream
+    }
+
+    static func isRegular(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 }
 
@@ -66,19 +136,51 @@ public final class CaptureFileWriter {
     /// The first write error, if any (later frames are dropped and counted by the caller).
     public private(set) var writeError: CaptureFileError?
     public private(set) var isClosed = false
+    /// A pipe, FIFO or terminal: the caller flushes per batch; a failed write is not undone.
+    public let isStream: Bool
+    /// Asked while a write waits (a full pipe, a signal): true abandons it (the stop signal of the
+    /// commands), false keeps waiting.
+    public var abandonOnInterrupt: () -> Bool = { false }
+    /// Frames and bytes per interface in the buffer since the last successful flush. When a flush
+    /// fails they are what was lost (`lostFrames(interface:)`): a regular file is cut back to the
+    /// last complete flush, so the file holds exactly the frames not lost.
+    let pending: UnsafeMutablePointer<UInt64>
+    let pendingBytes: UnsafeMutablePointer<UInt64>
+    let interfaceCount: Int
+    /// Where the file started (a regular file is cut back to `start + bytesWritten` after a failed write).
+    let startOffset: Int
 
     /// Creates (truncates) `path` and writes the file header and the interfaces.
     /// - Throws: `CaptureFileError` when the file cannot be created or written.
-    public init(path: String, format: CaptureFormat, interfaces: [CaptureInterface], snapLength: Int = 65535,
-                bufferSize: Int = 1 << 20) throws(CaptureFileError) {
-        guard interfaces.count <= QueueCounters.capacity else { throw .tooManyInterfaces(interfaces.count) }
-        self.path = path
-        self.format = format
-        self.snapLength = snapLength
+    public convenience init(path: String, format: CaptureFormat, interfaces: [CaptureInterface], snapLength: Int = 65535,
+                            bufferSize: Int = 1 << 20) throws(CaptureFileError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .cannotCreate(path: path, reason: String(cString: strerror(errno))) }
-        self.fd = fd
-        buffer = .allocate(byteCount: max(bufferSize, 4 * 65536), alignment: 8)
+        try self.init(destination: CaptureDestination(fd: fd, path: path, isStream: !CaptureDestination.isRegular(fd)), format: format,
+                      interfaces: interfaces, snapLength: snapLength, bufferSize: bufferSize)
+    }
+
+    /// Writes the header and interfaces to an open destination (which the writer then owns).
+    /// - Throws: `CaptureFileError` when the header cannot be written (the descriptor is closed).
+    public init(destination: CaptureDestination, format: CaptureFormat, interfaces: [CaptureInterface], snapLength: Int = 65535,
+                bufferSize: Int = 1 << 20) throws(CaptureFileError) {
+        guard interfaces.count <= QueueCounters.capacity else {
+            _ = Glibc.close(destination.fd)
+            throw .tooManyInterfaces(interfaces.count)
+        }
+        self.path = destination.path
+        self.format = format
+        self.snapLength = snapLength
+        self.fd = destination.fd
+        self.isStream = destination.isStream
+        startOffset = destination.isStream ? 0 : max(0, lseek(destination.fd, 0, SEEK_CUR))
+        interfaceCount = max(1, interfaces.count)
+        pending = .allocate(capacity: interfaceCount)
+        pending.initialize(repeating: 0, count: interfaceCount)
+        pendingBytes = .allocate(capacity: interfaceCount)
+        pendingBytes.initialize(repeating: 0, count: interfaceCount)
+        // Streams are flushed per batch: a smaller buffer is plenty.
+        buffer = .allocate(byteCount: max(destination.isStream ? 1 << 18 : bufferSize, 4 * 65536), alignment: 8)
         switch format {
         case .pcapng:
             writeSectionHeader()
@@ -87,13 +189,23 @@ public final class CaptureFileWriter {
             writeClassicHeader()
         }
         flush()
-        if let writeError { throw writeError }
+        if let writeError {
+            close()
+            throw writeError
+        }
     }
 
     deinit {
         if !isClosed { close() }
         buffer.deallocate()
+        pending.deallocate()
+        pendingBytes.deallocate()
     }
+
+    /// Frames of interface `i` lost in the failed flush (0 while no write failed).
+    public func lostFrames(interface i: Int) -> UInt64 { writeError != nil && i < interfaceCount ? pending[i] : 0 }
+    /// Their bytes as on the wire.
+    public func lostBytes(interface i: Int) -> UInt64 { writeError != nil && i < interfaceCount ? pendingBytes[i] : 0 }
 
     // MARK: Records
 
@@ -173,6 +285,7 @@ public final class CaptureFileWriter {
         switch format {
         case .pcapng:
             let o = reserve(28 + ((wireMax + 3) & ~3) + 4)
+            guard writeError == nil else { return nil }
             let data = UnsafeMutableRawBufferPointer(rebasing: buffer[(o + 28)..<(o + 28 + wireMax)])
             let (wire, copied) = nbl.copyWireFrame(into: data)
             let padded = (copied + 3) & ~3
@@ -187,9 +300,11 @@ public final class CaptureFileWriter {
             put32(o + 24, UInt32(wire))
             put32(o + total - 4, UInt32(total))
             used = o + total
+            tally(interface, wire)
             return wire
         case .pcap:
             let o = reserve(16 + wireMax)
+            guard writeError == nil else { return nil }
             let data = UnsafeMutableRawBufferPointer(rebasing: buffer[(o + 16)..<(o + 16 + wireMax)])
             let (wire, copied) = nbl.copyWireFrame(into: data)
             put32(o, UInt32(timestamp / 1_000_000_000))
@@ -197,25 +312,85 @@ public final class CaptureFileWriter {
             put32(o + 8, UInt32(copied))
             put32(o + 12, UInt32(wire))
             used = o + 16 + copied
+            tally(interface, wire)
             return wire
         }
     }
 
-    /// Writes what the buffer holds to the file.
+    @inline(__always)
+    func tally(_ interface: Int, _ wire: Int) {
+        let i = interface < interfaceCount && interface >= 0 ? interface : 0
+        pending[i] &+= 1
+        pendingBytes[i] &+= UInt64(wire)
+    }
+
+    /// Writes what the buffer holds. The first failure stops the file for good: a regular file is
+    /// cut back to its last complete flush (so it holds whole records only, exactly the frames
+    /// not counted lost); EPIPE is `.readerGone`.
     public func flush() {
+        guard writeError == nil else { used = 0; return }
         var done = 0
-        while done < used && writeError == nil {
+        while done < used {
             // Safety: [done, used) lies inside the buffer.
             let n = Glibc.write(fd, buffer.baseAddress! + done, used - done)
             if n < 0 {
-                if errno == EINTR { continue }
-                writeError = .writeFailed(path: path, reason: String(cString: strerror(errno)))
+                let e = errno
+                if e == EINTR || e == EAGAIN {
+                    if abandonOnInterrupt() { writeError = .stoppedWaitingForReader(path: path); break }
+                    if e == EAGAIN {
+                        // A non-blocking pipe that is full: wait until it takes more, or a stop.
+                        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                        _ = poll(&p, 1, 100)
+                    }
+                    continue
+                }
+                writeError = e == EPIPE ? .readerGone(path: path) : .writeFailed(path: path, reason: String(cString: strerror(e)))
                 break
             }
+            if n == 0 { writeError = .writeFailed(path: path, reason: "nothing written"); break }
             done += n
-            bytesWritten &+= UInt64(n)
+        }
+        if writeError == nil {
+            bytesWritten &+= UInt64(used)
+            pending.update(repeating: 0, count: interfaceCount)
+            pendingBytes.update(repeating: 0, count: interfaceCount)
+        } else if !isStream {
+            // The first `done` bytes reached the file: keep the whole records among them (they are
+            // no longer lost) and cut the file after the last one.
+            let kept = keepWholeRecords(upTo: done)
+            bytesWritten &+= UInt64(kept)
+            _ = ftruncate(fd, off_t(startOffset) + off_t(bytesWritten))
         }
         used = 0
+    }
+
+    /// Walks the frame records at the start of the buffer that lie within its first `limit` bytes,
+    /// takes them off the pending (lost) tallies, and returns where the last of them ends.
+    /// The buffer holds frame records only: the headers were flushed by `init`.
+    func keepWholeRecords(upTo limit: Int) -> Int {
+        var o = 0
+        while true {
+            let length: Int, interface: Int, wire: UInt64
+            switch format {
+            case .pcapng:
+                // Enhanced Packet Block: type, total length, interface id, ..., original length at 24.
+                guard o + 28 <= limit else { return o }
+                length = Int(buffer.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self))
+                interface = Int(buffer.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self))
+                wire = UInt64(buffer.loadUnaligned(fromByteOffset: o + 24, as: UInt32.self))
+            case .pcap:
+                // Record header: seconds, nanoseconds, captured length, original length.
+                guard o + 16 <= limit else { return o }
+                length = 16 + Int(buffer.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self))
+                interface = 0
+                wire = UInt64(buffer.loadUnaligned(fromByteOffset: o + 12, as: UInt32.self))
+            }
+            guard length > 0, o + length <= limit else { return o }
+            let i = interface < interfaceCount ? interface : 0
+            if pending[i] > 0 { pending[i] -= 1 }
+            pendingBytes[i] -= min(pendingBytes[i], wire)
+            o += length
+        }
     }
 
     /// Flushes and closes the file.

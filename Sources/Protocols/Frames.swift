@@ -45,6 +45,19 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)" }
+
+    /// Why this address cannot be one host's own unicast address, or nil when it can
+    /// (RFC 1122 3.2.1.3, RFC 5771, RFC 1112; IANA special-purpose registry).
+    public var notAHostAddress: String? {
+        let first = value >> 24
+        if value == 0 { return "0.0.0.0 means no address (this host before it has one)" }
+        if value == 0xffff_ffff { return "255.255.255.255 is the limited broadcast address" }
+        if first == 0 { return "0.0.0.0/8 means this network, not a host" }
+        if first == 127 { return "127.0.0.0/8 is loopback, never on a wire" }
+        if first >= 224 && first <= 239 { return "224.0.0.0/4 is multicast, a group and not a host" }
+        if first >= 240 { return "240.0.0.0/4 is reserved" }
+        return nil
+    }
 }
 
 /// The RFC 1071 Internet checksum: the ones' complement of the ones' complement sum of 16-bit words.

@@ -16,9 +16,10 @@ public final class PacketCapture: ProtocolDriver {
     public let limit: Int?
     /// Frames and bytes written, per queue (bytes as on the wire).
     public let counters = QueueCounters()
-    /// Frames written in total.
+    /// Frames written in total (while running, those still in the writer's buffer included; once
+    /// a write failed or after `finish`, exactly the frames in the file).
     public private(set) var framesWritten = 0
-    /// Frames received but not written because the file failed.
+    /// Frames received but not written because the file failed (those of the failed flush included).
     public private(set) var drops: UInt64 = 0
     /// Frames received before `start` or after the limit was reached (given back, not written, not lost).
     public private(set) var framesNotCaptured: UInt64 = 0
@@ -53,20 +54,29 @@ public final class PacketCapture: ProtocolDriver {
     }
 
     /// Creates `path` with one interface per queue (named and described after the queue and its
-    /// filters), sorted by queue id, and starts writing.
+    /// filters), sorted by queue id, and starts writing. `path` may be `-` (standard output) or a
+    /// FIFO (see ``CaptureDestination/open(_:shouldGiveUp:)``); `shouldGiveUp` is asked while
+    /// waiting for a FIFO's reader and when a blocked write is interrupted by a signal.
     /// - Throws: `CaptureFileError` when the file cannot be created.
-    public func start(path: String, format: CaptureFormat? = nil, queues: [QueueDescriptor]) throws(CaptureFileError) {
+    public func start(path: String, format: CaptureFormat? = nil, queues: [QueueDescriptor],
+                      shouldGiveUp: @escaping () -> Bool = { false }) throws(CaptureFileError) {
         acceptance.set(queues)
-        try start(path: path, format: format, interfaces: queues.map(\.captureInterface))
+        try start(path: path, format: format, interfaces: queues.map(\.captureInterface), shouldGiveUp: shouldGiveUp)
     }
 
     /// Creates `path` with one interface per queue, sorted by queue id, and starts writing.
     /// - Throws: `CaptureFileError` when the file cannot be created.
-    public func start(path: String, format: CaptureFormat? = nil, interfaces: [CaptureInterface]) throws(CaptureFileError) {
+    public func start(path: String, format: CaptureFormat? = nil, interfaces: [CaptureInterface],
+                      shouldGiveUp: @escaping () -> Bool = { false }) throws(CaptureFileError) {
         let sorted = interfaces.sorted { $0.queue < $1.queue }
-        let writer = try CaptureFileWriter(path: path, format: format ?? .forFileName(path), interfaces: sorted)
+        let destination = try CaptureDestination.open(path, shouldGiveUp: shouldGiveUp)
+        let writer = try CaptureFileWriter(destination: destination, format: format ?? .forFileName(path), interfaces: sorted)
+        writer.abandonOnInterrupt = shouldGiveUp
         start(writer: writer, interfaces: sorted)
     }
+
+    /// The write error that stopped the file, if any: the capture should end (its counts are final).
+    public var writeError: CaptureFileError? { writer?.writeError }
 
     /// True once `limit` frames are written.
     public var isComplete: Bool {
@@ -78,7 +88,25 @@ public final class PacketCapture: ProtocolDriver {
     @discardableResult
     public func finish() -> CaptureFileError? {
         writer?.close()
+        accountForLoss()
         return writer?.writeError
+    }
+
+    private var lossAccounted = false
+
+    /// After a failed write: takes the frames of the failed flush off the counters (they are not
+    /// in the file) and counts them as drops, once.
+    func accountForLoss() {
+        guard let writer, writer.writeError != nil, !lossAccounted else { return }
+        lossAccounted = true
+        for (i, interface) in interfaces.enumerated() where Int(interface.queue.rawValue) < QueueCounters.capacity {
+            let q = Int(interface.queue.rawValue)
+            let f = min(writer.lostFrames(interface: i), counters.frames[q])
+            counters.frames[q] -= f
+            counters.bytes[q] -= min(writer.lostBytes(interface: i), counters.bytes[q])
+            framesWritten -= Int(f)
+            drops &+= f
+        }
     }
 
     // MARK: ProtocolDriver
@@ -131,5 +159,8 @@ public final class PacketCapture: ProtocolDriver {
         drops &+= dropped
         framesNotCaptured &+= after
         copiesSkipped &+= skipped
+        // A stream (pipe, FIFO, standard output) gets every batch as it arrives.
+        if writer.isStream { writer.flush() }
+        if writer.writeError != nil { accountForLoss() }
     }
 }

@@ -10,6 +10,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
     case badIPv4(String)
     case badNumber(option: String, value: String, range: String)
     case missing(String)
+    case zeroMAC(String)
+    case notAHostIPv4(String, String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
         case let .badIPv4(text): "bad IPv4 address '\(text)': write four numbers 0-255 like 192.168.1.10"
         case let .badNumber(option, value, range): "bad value '\(value)' for \(option): use \(range)"
         case let .missing(what): what
+        case let .zeroMAC(text): "bad MAC address '\(text)': the all-zero address is no station's, no frame is sent to it; give the station's address like 52:54:00:aa:00:01"
+        case let .notAHostIPv4(text, why): "cannot answer for '\(text)': \(why); give a unicast address like 192.0.2.10"
         }
     }
 }
@@ -49,6 +53,7 @@ public enum QueueFilterSpec: Hashable, Sendable, CustomStringConvertible {
     /// Parses a MAC address (`52:54:00:aa:00:01` or with `-`).
     public static func parseMAC(_ text: String) throws(InputError) -> MACAddress {
         guard let mac = MACAddress(text) else { throw .badMAC(text) }
+        guard mac != MACAddress(0, 0, 0, 0, 0, 0) else { throw .zeroMAC(text) }
         return mac
     }
 

@@ -96,8 +96,14 @@ enum Stop {
 
     static func installHandlers() {
         let handler: @convention(c) (Int32) -> Void = { _ in Stop.requested.store(true, ordering: .relaxed) }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        // Without SA_RESTART: a write blocked on a pipe or FIFO whose reader stalls returns EINTR,
+        // so the signal is seen (signal(3) would restart the call and the stop would wait forever).
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = handler
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
         // A parent may have started us with these blocked (test runners do): unblock them.
         var set = sigset_t()
         sigemptyset(&set)
@@ -117,6 +123,14 @@ func printError(_ text: String, terminator: String = "\n") {
 func sleep(nanoseconds: UInt64) {
     var ts = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     nanosleep(&ts, nil)
+}
+
+/// Ignores SIGPIPE for the whole process: a reader that quits (`| head`, `| tshark -c N`) shows up
+/// as EPIPE on the write, which the commands handle (the counts are printed, the exit is clean).
+/// SIGXFSZ too: a file size limit (`ulimit -f`) is then EFBIG, handled as a full disk.
+func ignoreWriteSignals() {
+    signal(SIGPIPE, SIG_IGN)
+    signal(SIGXFSZ, SIG_IGN)
 }
 
 /// Parses a count option: positive.

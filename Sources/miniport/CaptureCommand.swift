@@ -24,28 +24,37 @@ struct Capture: ParsableCommand {
     @Option(name: .customLong("mac"), help: ArgumentHelp("A queue for frames to this destination MAC (repeatable).", valueName: "mac"))
     var macs: [String] = []
 
-    @Option(name: .customLong("vlan"), help: ArgumentHelp("A queue for frames of this VLAN id, 1-4094 (repeatable).", valueName: "id"))
+    @Option(name: .customLong("vlan"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("A queue for frames of this VLAN id, 1-4094 (repeatable).", valueName: "id"))
     var vlans: [String] = []
 
-    @Option(help: "Stop after exactly N frames in total across all queues.")
+    @Option(parsing: .unconditional, help: "Stop after exactly N frames in total across all queues.")
     var count: Int?
 
-    @Option(help: "Stop after S seconds.")
+    @Option(parsing: .unconditional, help: "Stop after S seconds.")
     var seconds: Double?
 
-    @Option(name: .customLong("write"), help: ArgumentHelp("The capture file (.pcapng, or .pcap for classic pcap).", valueName: "file"))
+    @Option(name: .customLong("write"), help: ArgumentHelp(
+        "The capture file (.pcapng, or .pcap for classic pcap), a FIFO, or - to stream pcapng to standard output (the figures then go to stderr).",
+        valueName: "file"))
     var file: String
 
     @OptionGroup var common: CommonOptions
 
     @OptionGroup var ready: ReadyOption
 
+    @OptionGroup var running: RunOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let specs: [QueueFilterSpec]
         do { specs = try QueueFilterSpec.parse(macs: macs, vlans: vlans) } catch { throw CLIError.input(error) }
         let limit = try parseCount(count, option: "--count")
-        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let duration = try parseSeconds(seconds)
+        let progress = try running.progress("capture", unit: "frames")
+        // With --write - standard output carries the pcapng: every figure goes to stderr.
+        let streaming = file == "-"
+        let report: (String) -> Void = streaming ? { printError($0) } : { print($0) }
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
@@ -66,36 +75,56 @@ struct Capture: ParsableCommand {
         }
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
         traffic?.busyWire()
-        do { try capture.start(path: file, queues: queues.queues) } catch {
-            queues.release()
-            throw CLIError.capture(error)
+        // A FIFO without a reader is waited for, but Ctrl-C / SIGTERM end the wait.
+        var stoppedBeforeStart: CaptureFileError?
+        do { try capture.start(path: file, queues: queues.queues, shouldGiveUp: { Stop.isRequested }) } catch {
+            if case .stoppedWaitingForReader = error {
+                stoppedBeforeStart = error
+            } else {
+                queues.release()
+                throw CLIError.capture(error)
+            }
         }
-        do {
-            // Everything is in place while Paused: only now does receive start (MiniportRestart).
-            try opened.startReceiving()
-            try ready.signal()
-        } catch {
-            queues.release()
-            throw error
+        if stoppedBeforeStart == nil {
+            do {
+                // Everything is in place while Paused: only now does receive start (MiniportRestart).
+                try opened.startReceiving()
+                try ready.signal()
+            } catch {
+                queues.release()
+                throw error
+            }
         }
 
-        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
-        while !capture.isComplete && !Stop.isRequested {
-            if let deadline, Clock.monotonicNanoseconds() >= deadline { break }
+        let end = deadline(after: duration)
+        // The first write error ends the capture (a full disk, the reader of a pipe gone).
+        while stoppedBeforeStart == nil && !capture.isComplete && !Stop.isRequested && capture.writeError == nil {
+            if let end, Clock.monotonicNanoseconds() >= end { break }
             traffic?.drive(frames: min(64, max(1, (limit ?? 64) - capture.framesWritten)))
             if opened.poll() == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            progress.update(total: UInt64(capture.framesWritten)) {
+                "drops \(opened.drops + capture.drops), " + QueueReport.progressLine(queues: queues.queues, counters: capture.counters)
+            }
         }
-        let fileError = capture.finish()
-        let report = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)
+        progress.finish()
+        let fileError = capture.finish() ?? stoppedBeforeStart
+        let figures = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)
         let releaseErrors = queues.release()
         for e in releaseErrors { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
         if common.json {
-            print(report.json)
+            report(figures.json)
         } else {
-            print(report.table)
-            print("wrote \(capture.framesWritten) frame(s) to \(file); \(halt); \(mapped) bytes left mapped")
+            report(figures.table)
+            report("wrote \(capture.framesWritten) frame(s) to \(streaming ? "standard output" : file); \(halt); \(mapped) bytes left mapped")
         }
-        if let fileError { throw CLIError.capture(fileError) }
+        guard let fileError else { return }
+        switch fileError {
+        case .readerGone, .stoppedWaitingForReader:
+            // The reader quit or the user stopped: the normal end of a stream, counts final.
+            printError("miniport: \(fileError)")
+        default:
+            throw CLIError.capture(fileError)
+        }
     }
 }

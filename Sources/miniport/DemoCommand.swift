@@ -19,10 +19,12 @@ struct Demo: ParsableCommand {
         "filters": [...], "frames": ..., "bytes": ...}, ...], "drops": ...} instead.
         """)
 
-    @Option(help: "Frames to drive through the wire.")
+    @Option(parsing: .unconditional, help: "Frames to drive through the wire.")
     var frames: Int = 3000
 
     @OptionGroup var common: CommonOptions
+
+    @OptionGroup var running: RunOptions
 
     static let filters: [QueueFilterSpec] = [
         .mac(MACAddress(0x52, 0x54, 0x00, 0xaa, 0x00, 0x01)),
@@ -53,26 +55,20 @@ struct Demo: ParsableCommand {
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
         guard let wire = opened.wire else { throw CLIError.failed("the model has no wire") }
         let traffic = ModelTraffic(wire: wire, specs: Demo.filters, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)
-        let live = !common.json
-        // On a terminal the progress line rewrites itself; redirected, it is a line every 1000 frames.
-        let terminal = isatty(2) != 0
+        // The progress line: rewritten in place on a terminal, a full line every
+        // --progress-interval seconds when redirected, none with --quiet.
+        let progress = try running.progress("demo", unit: "frames")
         let round = 100
-        var rounds = 0
         while traffic.injected < total && !Stop.isRequested {
             traffic.drive(frames: min(round, total - traffic.injected))
             while opened.poll() > 0 {}
-            rounds += 1
-            if live {
-                let line = QueueReport.progressLine(queues: queues.queues, counters: counter.counters)
-                if terminal {
-                    printError("\r" + line, terminator: "")
-                } else if rounds % 10 == 0 {
-                    printError(line)
-                }
-                sleep(nanoseconds: 15_000_000)
+            progress.update(total: counter.counters.totalFrames) {
+                "drops \(opened.drops), " + QueueReport.progressLine(queues: queues.queues, counters: counter.counters)
             }
+            // Slow enough to watch on a terminal.
+            if progress.enabled && progress.terminal { sleep(nanoseconds: 15_000_000) }
         }
-        if live && terminal { printError("") }
+        progress.finish()
         let report = QueueReport(queues: queues.queues, counters: counter.counters, drops: opened.drops)
         for e in queues.release() { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()

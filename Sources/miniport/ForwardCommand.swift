@@ -25,20 +25,25 @@ struct Forward: ParsableCommand {
     @Flag(help: "Copy frames into the sending NIC's memory even when zero-copy is possible.")
     var copy = false
 
-    @Option(help: "Stop after forwarding N frames.")
+    @Option(parsing: .unconditional, help: "Stop after forwarding N frames.")
     var count: Int?
 
-    @Option(help: "Stop after S seconds.")
+    @Option(parsing: .unconditional, help: "Stop after S seconds.")
     var seconds: Double?
 
     @OptionGroup var common: CommonOptions
 
     @OptionGroup var ready: ReadyOption
 
+    @OptionGroup var running: RunOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let limit = try parseCount(count, option: "--count")
-        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let duration = try parseSeconds(seconds)
+        let progress = try running.progress("forward", unit: "forwarded")
+        // Every address is checked before the first NIC is opened.
+        try checkAddresses(device, to)
         if !common.model && to == nil { throw CLIError.input(.missing("--to ADDR is needed: the NIC to send on")) }
         if let device, let to, let a = try? PCIAddressText.normalize(device), a == (try? PCIAddressText.normalize(to)) {
             throw CLIError.input(.missing("--device and --to both name \(a): forward between two different NICs"))
@@ -69,10 +74,10 @@ struct Forward: ParsableCommand {
         logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
         let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }
         var arrived = 0
-        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
+        let end = deadline(after: duration)
         while !Stop.isRequested {
             if let limit, forwarder.forwarded >= UInt64(limit) { break }
-            if let deadline, Clock.monotonicNanoseconds() >= deadline { break }
+            if let end, Clock.monotonicNanoseconds() >= end { break }
             if let traffic {
                 let want = limit.map { max(0, min(32, $0 - Int(forwarder.forwarded))) } ?? 32
                 if want > 0 { traffic.drive(frames: want) }
@@ -80,7 +85,11 @@ struct Forward: ParsableCommand {
             let n = input.poll() + output.poll()
             if let wire = output.wire { arrived += wire.takeTransmitted().count }
             if n == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            progress.update(total: forwarder.forwarded) {
+                "\(forwarder.forwardedBytes) bytes, completed \(forwarder.completed), send errors \(forwarder.sendErrors), drops \(input.drops + forwarder.drops)"
+            }
         }
+        progress.finish()
         // Let the last sends complete and leave.
         for _ in 0..<8 {
             input.poll()

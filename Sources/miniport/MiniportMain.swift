@@ -6,6 +6,7 @@ import Glibc
 extension Miniport {
     /// Runs the command; any error is one line on stderr and a nonzero exit (help still prints in full).
     static func main() async {
+        ignoreWriteSignals()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

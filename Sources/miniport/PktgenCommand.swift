@@ -18,13 +18,13 @@ struct Pktgen: ParsableCommand {
     @Option(help: "PCI address of a NIC bound to vfio-pci (dddd:bb:dd.f); with --model, names the model NIC.")
     var device: String?
 
-    @Option(help: "Frames per second (0: as fast as possible).")
+    @Option(parsing: .unconditional, help: "Frames per second (0: as fast as possible).")
     var rate: Int
 
-    @Option(help: "Frame size in bytes without FCS, 60-1514.")
+    @Option(parsing: .unconditional, help: "Frame size in bytes without FCS, 60-1514.")
     var size: Int
 
-    @Option(help: "Frames to send.")
+    @Option(parsing: .unconditional, help: "Frames to send.")
     var count: Int
 
     @Option(name: .customLong("dst-mac"), help: "Destination MAC (default broadcast).")
@@ -38,9 +38,13 @@ struct Pktgen: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var running: RunOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         let n = try parseCount(count, option: "--count")!
+        let progress = try running.progress("pktgen", unit: "sent")
+        try checkAddresses(device)
         guard rate >= 0 else { throw CLIError.input(.badNumber(option: "--rate", value: String(rate), range: "frames per second, 0 or more")) }
         var c = GeneratorConfiguration(frameSize: size, rate: UInt64(rate), count: UInt64(n))
         if let destinationMAC {
@@ -76,7 +80,11 @@ struct Pktgen: ParsableCommand {
             if sent == 0, let wait = generator.nanosecondsUntilDue(now: Clock.monotonicNanoseconds()), wait > 0 {
                 sleep(nanoseconds: min(wait, 1_000_000))
             }
+            progress.update(total: generator.sent) {
+                "\(generator.sentBytes) bytes, completed \(generator.completed), send errors \(generator.sendErrors)"
+            }
         }
+        progress.finish()
         let elapsed = Double(Clock.monotonicNanoseconds() - start) / 1e9
         let (halt, mapped) = opened.close()
         let pps = elapsed > 0 ? Double(generator.sent) / elapsed : 0

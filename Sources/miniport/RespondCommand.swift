@@ -20,21 +20,26 @@ struct Respond: ParsableCommand {
     @Option(help: ArgumentHelp("The IPv4 address to answer for.", valueName: "A.B.C.D"))
     var ip: String
 
-    @Option(help: "Answer this many requests, then stop.")
+    @Option(parsing: .unconditional, help: "Answer this many requests, then stop.")
     var count: Int?
 
-    @Option(help: "Stop after S seconds.")
+    @Option(parsing: .unconditional, help: "Stop after S seconds.")
     var seconds: Double?
 
     @OptionGroup var common: CommonOptions
 
     @OptionGroup var ready: ReadyOption
 
+    @OptionGroup var running: RunOptions
+
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
         guard let address = IPv4Address(ip) else { throw CLIError.input(.badIPv4(ip)) }
+        if let why = address.notAHostAddress { throw CLIError.input(.notAHostIPv4(ip, why)) }
         let limit = try parseCount(count, option: "--count")
-        if let seconds, !(seconds > 0) { throw CLIError.input(.badNumber(option: "--seconds", value: String(seconds), range: "a number of seconds above 0")) }
+        let duration = try parseSeconds(seconds)
+        let progress = try running.progress("respond", unit: "replies")
+        try checkAddresses(device)
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
@@ -52,11 +57,11 @@ struct Respond: ParsableCommand {
         logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
         try ready.signal()
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
-        let deadline = seconds.map { Clock.monotonicNanoseconds() + UInt64($0 * 1e9) }
+        let end = deadline(after: duration)
         var lastRequest: UInt64 = 0
         while !responder.isComplete && !Stop.isRequested {
             let now = Clock.monotonicNanoseconds()
-            if let deadline, now >= deadline { break }
+            if let end, now >= end { break }
             if let peer, now - lastRequest >= 20_000_000 {
                 peer.ask()
                 lastRequest = now
@@ -64,7 +69,11 @@ struct Respond: ParsableCommand {
             let n = opened.poll()
             peer?.check(logger: logger)
             if n == 0 { sleep(nanoseconds: peer == nil ? 100_000 : 1_000_000) }
+            progress.update(total: responder.replies) {
+                "ARP \(responder.arpReplies), ping \(responder.echoReplies), ignored \(responder.ignored), malformed \(responder.malformed), drops \(responder.drops + opened.drops)"
+            }
         }
+        progress.finish()
         // Let the last replies leave (the model transmits on its next steps).
         for _ in 0..<8 {
             opened.poll()

@@ -151,10 +151,13 @@ struct VMQTests {
         guard got.count == 2 else { bench.haltAndCheck(); return }
         #expect(got[0].bytes == f)
         #expect(got[0].segments.count == 2)
-        // Split after the UDP header (14 + 20 + 8 bytes): the lookahead segment is the headers.
+        // The device splits after the UDP header (14 + 20 + 8 bytes); the driver tops the lookahead
+        // segment up to the requested 128 bytes, so the split lies at the lookahead, not before it.
         let header = got[0].segments[0], data = got[0].segments[1]
-        #expect(header.length == 42)
-        #expect(data.length == UInt32(payload.count))
+        #expect(header.length == 128)
+        #expect(data.length == UInt32(f.count - 128))
+        #expect(data.sharedMemoryOffset % 2048 == 128 - 42, "the post-lookahead segment starts where the moved bytes ended")
+        #expect(bench.adapter.lookaheadSplitViolations == 0)
         #expect(header.sharedMemory != data.sharedMemory)
         let memory = bench.adapter.sharedMemoryAllocations
         #expect(memory.first { $0.sharedMemoryHandle == header.sharedMemory }?.usage == .receiveLookahead)
@@ -162,6 +165,37 @@ struct VMQTests {
         // A small non-IP frame fits the header buffer whole.
         #expect(got[1].bytes == small)
         #expect(got[1].segments.count == 1)
+        bench.haltAndCheck()
+    }
+
+    @Test func lookaheadSplitLiesAtOrBeyondTheRequestedSizeForEveryFrameLongerThanIt() throws {
+        let bench = try Bench()
+        // 100 bytes: not a multiple of 64, so the header buffer (128) is longer than the lookahead.
+        let q = try bench.allocateQueue(ReceiveQueueParameters(flags: [.lookaheadSplitRequired], numberOfBuffers: 64, lookaheadSize: 100))
+        try bench.setFilter(q, [.macDestination(Self.macA)])
+        let frames: [[UInt8]] = [
+            Frames.udp(to: Self.macA, payload: Frames.payload(300, seed: 1)),        // 342: [100, 242]
+            Frames.udp(to: Self.macA, payload: Frames.payload(60, seed: 2)),         // 102: whole in the header buffer
+            Frames.udp(to: Self.macA, payload: Frames.payload(1472, seed: 3)),       // 1514
+            Frames.ethernet(to: Self.macA, type: 0x88B5, payload: Frames.payload(46)), // 60: shorter than the lookahead
+            Frames.ethernet(to: Self.macA, type: 0x88B5, payload: Frames.payload(400)), // non-IP: split at the header buffer
+        ]
+        for f in frames { bench.model.inject(f) }
+        bench.pump()
+        let got = bench.recorder.frames(on: q.rawValue)
+        #expect(got.count == frames.count)
+        for (g, f) in zip(got, frames) {
+            #expect(g.bytes == f)
+            let first = Int(g.segments[0].length)
+            if f.count > 100 {
+                #expect(first >= 100, "a \(f.count)-byte frame split at \(first), before the 100-byte lookahead")
+            } else {
+                #expect(g.segments.count == 1 && first == f.count, "a \(f.count)-byte frame lies whole in the lookahead segment")
+            }
+            #expect(g.segments.reduce(0) { $0 + Int($1.length) } == f.count)
+        }
+        #expect(got.first?.segments.map(\.length) == [100, 242])
+        #expect(bench.adapter.lookaheadSplitViolations == 0)
         bench.haltAndCheck()
     }
 

@@ -200,6 +200,38 @@ struct ResourcesAndSplitTests {
         rig.recorder.returnHeld()
     }
 
+    @Test func theFrameworkCountsEveryFrameAMiniportSplitsBeforeTheRequestedLookahead() throws {
+        // A miniport that splits 10 bytes early: every frame longer than 118 bytes breaks the rule.
+        let rig = try Rig { $0.lookaheadSplitShortfall = 10 }
+        let params = ReceiveQueueParameters(flags: .lookaheadSplitRequired, numberOfBuffers: 8, lookaheadSize: 128)
+        _ = try rig.queue([.macDestination(macA)], params: params)
+        let long = frame(to: macA, payload: (0..<200).map { UInt8(truncatingIfNeeded: $0) })
+        let short = frame(to: macA, payload: [1, 2, 3])   // within 118 bytes: whole in segment 0
+        rig.run([long, long, short])
+        #expect(rig.recorder.allFrames.count == 3)
+        #expect(rig.adapter.lookaheadSplitViolations == 2)
+    }
+
+    @Test func aSplitAtTheLookaheadAndShortFramesWholeInTheLookaheadSegmentPassTheCheck() throws {
+        let rig = try Rig()
+        rig.recorder.hold = true
+        let params = ReceiveQueueParameters(flags: .lookaheadSplitRequired, numberOfBuffers: 8, lookaheadSize: 64)
+        let (q, _) = try rig.queue([.macDestination(macA)], params: params)
+        let long = frame(to: macA, payload: (0..<200).map { UInt8(truncatingIfNeeded: $0) })
+        let short = frame(to: macA, payload: [1, 2, 3])
+        rig.run([long, short])
+        var seen = 0
+        rig.recorder.held.forEach { nbl in
+            guard nbl.info.receiveQueueID == q.rawValue else { return }
+            seen += 1
+            #expect(Adapter.meetsLookaheadSplit(nbl, lookahead: 64))
+            if nbl.dataLength > 64 { #expect(nbl.segment(0).length >= 64) } else { #expect(Int(nbl.segment(0).length) == nbl.dataLength) }
+        }
+        #expect(seen == 2)
+        #expect(rig.adapter.lookaheadSplitViolations == 0)
+        rig.recorder.returnHeld()
+    }
+
     @Test func lookaheadSplitIsRefusedClearlyWhenTheMiniportCannot() throws {
         let rig = try Rig { $0.lookaheadSplit = false }
         do {

@@ -152,7 +152,7 @@ extension IGBMiniport {
         while descriptors < wanted && descriptors < 4096 { descriptors <<= 1 }
         let buffers = max(wanted, descriptors) + descriptors / 2
         try setUpReceiveRing(slot: q.pool, hardwareQueue: q.pool, queue: id, descriptors: descriptors,
-                             buffers: buffers, headerSize: q.headerSize)
+                             buffers: buffers, headerSize: q.headerSize, lookahead: q.parameters.lookaheadSize)
         q.memoryAllocated = true
         vmqQueues[id.rawValue] = q
         regs.write32(IGBReg.VMOLR(q.pool), poolOffload(q.pool))

@@ -55,6 +55,8 @@ struct IGBReceiveRing {
     var bufferIOVA: UnsafeMutablePointer<UInt64>?
     var bufferMemory = SharedMemoryHandle.none
     var headerSize = 0
+    /// The lookahead size the queue's protocol asked for (≤ headerSize); 0 without split.
+    var lookahead = 0
     var headerStride = 0
     var headers: UnsafeMutableRawPointer?
     var headerIOVA: UnsafeMutablePointer<UInt64>?
@@ -127,8 +129,9 @@ extension IGBMiniport {
     ///   - descriptors: ring size, a power of two.
     ///   - buffers: receive buffers (≥ descriptors).
     ///   - headerSize: header buffer bytes for header split (0: one buffer per descriptor).
+    ///   - lookahead: the requested lookahead size (≤ headerSize; default: headerSize).
     func setUpReceiveRing(slot: Int, hardwareQueue: Int, queue: ReceiveQueueID,
-                          descriptors: Int, buffers: Int, headerSize: Int) throws {
+                          descriptors: Int, buffers: Int, headerSize: Int, lookahead: Int? = nil) throws {
         precondition(!rx[slot].active, "ring slot \(slot) is already in use")
         let split = headerSize > 0
         let headerStride = split ? max(64, 1 << (64 - UInt64(headerSize - 1).leadingZeroBitCount)) : 0
@@ -165,6 +168,7 @@ extension IGBMiniport {
             r.pointee.buffers = data.unsafeVirtualAddress
             r.pointee.bufferMemory = data.sharedMemoryHandle
             r.pointee.headerSize = split ? headerSize : 0
+            r.pointee.lookahead = split ? min(headerSize, lookahead ?? headerSize) : 0
             r.pointee.headerStride = headerStride
             r.pointee.headers = header?.unsafeVirtualAddress
             r.pointee.headerMemory = header?.sharedMemoryHandle ?? .none
@@ -246,8 +250,10 @@ extension IGBMiniport {
         regs.write32(IGBReg.RDLEN(q), UInt32(r.pointee.count * AdvancedRxRead.size))
         var srrctl = UInt32(r.pointee.bufferSize / 1024) << SRRCTL.BSIZEPACKET_SHIFT | SRRCTL.DROP_EN
         if r.pointee.split {
-            // "Split always": every frame gives the lookahead (header) segment, as NDIS's
-            // lookahead split expects; frames shorter than the header buffer land there whole.
+            // "Split always" (§7.1.4, SRRCTL.DESCTYPE 101b): every frame starts in the header
+            // buffer; frames no longer than it land there whole. The device splits TCP/UDP after the
+            // L4 header and other IP after L3, which can be short of the lookahead size: takeFrame
+            // tops the header segment up to the lookahead in software.
             srrctl |= UInt32(r.pointee.headerSize / 64) << SRRCTL.BSIZEHEADER_SHIFT | SRRCTL.DESCTYPE_HDR_SPLIT_ALWAYS
         } else {
             srrctl |= SRRCTL.DESCTYPE_ADV_ONEBUF
@@ -541,16 +547,29 @@ extension IGBMiniport {
         var carried = 0
         var firstByte: UnsafeMutableRawPointer?
         var firstLength = 0
+        // Bytes moved from descriptor 0's packet buffer into the header buffer (see below).
+        var moved = 0
         if headerLength > 0 {
             let b = slotBuffer[first]
             let offset = Int(b) &* r.pointee.headerStride
             let address = r.pointee.headers! + offset
+            // The lookahead split rule: the lookahead segment holds min(lookahead, frame) bytes. The
+            // device split after the headers (say 42 bytes of UDP/IPv4); move the bytes up to the
+            // lookahead from the start of the packet buffer behind them. The header buffer holds
+            // headerSize ≥ lookahead bytes, so they fit.
+            let len0 = Self.length(d, first)
+            if headerLength < r.pointee.lookahead && len0 > 0 {
+                moved = min(r.pointee.lookahead &- headerLength, len0)
+                // Safety: source [0, moved) lies in buffer b's `len0` written bytes; destination
+                // [headerLength, headerLength + moved) ⊂ [0, lookahead) of header buffer b.
+                (address + headerLength).copyMemory(from: r.pointee.buffers! + Int(b) &* bufferSize, byteCount: moved)
+            }
             firstByte = address
-            firstLength = headerLength
-            // If descriptor 0's packet buffer carries data, that segment recycles buffer b.
-            let shared = Self.length(d, first) > 0 ? IGBCookie.noRecycle : 0
+            firstLength = headerLength &+ moved
+            // If descriptor 0's packet buffer still carries data, that segment recycles buffer b.
+            let shared = len0 > moved ? IGBCookie.noRecycle : 0
             nbl.setLayout(segment0: BufferSegment(address: address, iova: r.pointee.headerIOVA![Int(b)],
-                                                  length: UInt32(headerLength), capacity: UInt32(r.pointee.headerSize),
+                                                  length: UInt32(headerLength &+ moved), capacity: UInt32(r.pointee.headerSize),
                                                   sharedMemory: r.pointee.headerMemory, sharedMemoryOffset: UInt32(offset),
                                                   cookie: IGBCookie.make(slot: ringSlot, buffer: b) | shared),
                           dataOffset: 0, dataLength: total, sharedMemoryInfoValid: true)
@@ -560,7 +579,9 @@ extension IGBMiniport {
         s = first
         for i in 0..<n {
             let b = slotBuffer[s]
-            let len = Self.length(d, s)
+            // Descriptor 0's packet buffer starts after the bytes moved into the header buffer.
+            let skip = i == 0 ? moved : 0
+            let len = Self.length(d, s) &- skip
             s = (s &+ 1) & mask
             if len == 0 {
                 // Descriptor 0 of a frame held whole in the header buffer: recycled via the header
@@ -568,10 +589,10 @@ extension IGBMiniport {
                 if !(i == 0 && headerLength > 0) { pushFree(r, b) }
                 continue
             }
-            let offset = Int(b) &* bufferSize
+            let offset = Int(b) &* bufferSize &+ skip
             let address = r.pointee.buffers! + offset
-            let segment = BufferSegment(address: address, iova: r.pointee.bufferIOVA![Int(b)], length: UInt32(len),
-                                        capacity: UInt32(bufferSize), sharedMemory: r.pointee.bufferMemory,
+            let segment = BufferSegment(address: address, iova: r.pointee.bufferIOVA![Int(b)] &+ UInt64(skip), length: UInt32(len),
+                                        capacity: UInt32(bufferSize &- skip), headroom: UInt32(skip), sharedMemory: r.pointee.bufferMemory,
                                         sharedMemoryOffset: UInt32(offset), cookie: IGBCookie.make(slot: ringSlot, buffer: b))
             if segments == 0 {
                 firstByte = address

@@ -182,6 +182,11 @@ struct IGBTraffic: ParsableCommand {
                                  "rxErrors": report.global.receiveErrors, "rxDrops": report.global.receiveDrops,
                                  "rxBroadcast": report.global.receiveBroadcast]
         }
+        // The framework's check of the lookahead split rule on every indication of a split queue.
+        result.statistics["lookaheadSplitViolations"] = adapter.lookaheadSplitViolations
+        if adapter.lookaheadSplitViolations != 0 {
+            result.errors.append("\(adapter.lookaheadSplitViolations) frame(s) split before the requested lookahead size")
+        }
         binding.close()
         let report = adapter.halt()
         result.halt = report.description

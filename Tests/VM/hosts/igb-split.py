@@ -1,10 +1,14 @@
 """Host side of igb-split: lookahead (header) split through vfio on QEMU's igb.
 
 Queue A asks for a 128-byte lookahead: SRRCTL header split (DESCTYPE 101b, split always) with
-header buffers from receive-lookahead shared memory. Each frame's NET_BUFFER must hold the header
-segment then the data segment, whose bytes together are exactly the frame: QEMU splits after the
-TCP/UDP header, after the IP header for other IP, at the header buffer size for non-IP, and a
-frame that fits the header buffer whole stays in one segment. Then the differential.
+header buffers from receive-lookahead shared memory. The rule (Shared Memory in Receive Buffers):
+the adapter splits "at an offset equal to or greater than the requested lookahead size". QEMU
+splits after the TCP/UDP header (42, 54, 66, 62 bytes), after the IP header for other IP (34) and
+at the header buffer size for non-IP; the driver moves the bytes up to the lookahead from the
+packet buffer into the header buffer, so every frame longer than 128 bytes has a 128-byte lookahead
+segment and the rest in the post-lookahead segment, and a shorter frame lies whole in the lookahead
+segment. The segments together are exactly the frame; the framework's own check of the rule
+(lookaheadSplitViolations) reads 0. Then the differential.
 """
 
 import socket
@@ -37,6 +41,11 @@ def udp6(src, dst, sport, dport, payload):
     return struct.pack("!IHBB", 6 << 28, length, 17, 64) + s + d + hdr[:6] + struct.pack("!H", c) + payload
 
 
+def split(n):
+    """The segments a frame of n bytes must have on queue A: the lookahead, then the rest."""
+    return [n] if n <= HEADER else [HEADER, n - HEADER]
+
+
 def segments(want):
     def check(got):
         bad = [f["segments"] for f in got if f["segments"] != want]
@@ -50,24 +59,28 @@ def run(ctx):
     p = bytes(range(256)) * 6
     E = lambda et, body: traffic.ether(A, h, et, body)
     cases = [
-        ("UDP/IPv4, 200-byte payload", E(traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:200])), [A], segments([42, 200])),
-        ("TCP/IPv4, 300-byte payload", E(traffic.ETH_IPV4, tcp("10.3.0.1", "10.3.0.2", 7, 9, p[:300])), [A], segments([54, 300])),
-        ("TCP/IPv4 with 12 option bytes", E(traffic.ETH_IPV4, tcp("10.3.0.1", "10.3.0.2", 7, 9, p[:100], options=b"\x01\x01\x08\x0a" + bytes(8))), [A], segments([66, 100])),
-        ("ICMP/IPv4 (after the IP header)", E(traffic.ETH_IPV4, traffic.icmp_echo("10.3.0.1", "10.3.0.2", payload=p[:150])), [A], segments([34, 158])),
-        ("UDP/IPv6", E(traffic.ETH_IPV6, udp6("fd00::1", "fd00::2", 7, 9, p[:120])), [A], segments([62, 120])),
-        ("non-IP, 300 bytes (split at the header buffer size)", traffic.test_frame(A, h, 1, size=300), [A], segments([HEADER, 300 - HEADER])),
-        ("non-IP, 64 bytes (fits the header buffer)", traffic.test_frame(A, h, 2, size=64), [A], segments([64])),
-        ("UDP/IPv4, 100 bytes in all (fits the header buffer)", E(traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:58])), [A], segments([100])),
-        ("UDP/IPv4, 1472-byte payload (1514-byte frame)", E(traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:1472])), [A], segments([42, 1472])),
-        ("UDP/IPv4 tagged VLAN 5 (tag stripped)", traffic.vlan(A, h, 5, traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[3:203])), [A], segments([42, 200])),
+        ("UDP/IPv4, 200-byte payload (device splits at 42)", E(traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:200])), [A], segments(split(242))),
+        ("TCP/IPv4, 300-byte payload", E(traffic.ETH_IPV4, tcp("10.3.0.1", "10.3.0.2", 7, 9, p[:300])), [A], segments(split(354))),
+        ("TCP/IPv4 with 12 option bytes", E(traffic.ETH_IPV4, tcp("10.3.0.1", "10.3.0.2", 7, 9, p[:100], options=b"\x01\x01\x08\x0a" + bytes(8))), [A], segments(split(166))),
+        ("ICMP/IPv4 (device splits after the IP header, 34)", E(traffic.ETH_IPV4, traffic.icmp_echo("10.3.0.1", "10.3.0.2", payload=p[:150])), [A], segments(split(192))),
+        ("UDP/IPv6", E(traffic.ETH_IPV6, udp6("fd00::1", "fd00::2", 7, 9, p[:120])), [A], segments(split(182))),
+        ("non-IP, 300 bytes (device splits at the header buffer size)", traffic.test_frame(A, h, 1, size=300), [A], segments(split(300))),
+        ("non-IP, 64 bytes (fits the header buffer)", traffic.test_frame(A, h, 2, size=64), [A], segments(split(64))),
+        ("UDP/IPv4, 100 bytes in all (fits the header buffer)", E(traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:58])), [A], segments(split(100))),
+        ("UDP/IPv4, 1472-byte payload (1514-byte frame)", E(traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:1472])), [A], segments(split(1514))),
+        ("UDP/IPv4 tagged VLAN 5 (tag stripped)", traffic.vlan(A, h, 5, traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[3:203])), [A], segments(split(242))),
         ("UDP/IPv4 to the default queue (no split there)", traffic.ether(ctx.guest_mac, h, traffic.ETH_IPV4, traffic.udp("10.3.0.1", "10.3.0.2", 7, 9, p[:200])), ["default"], segments([242])),
     ]
     sent = [c[1] for c in cases]
     ctx.send(sent)
     d = igbhost.finish(ctx, "igb-traffic.json")
     igbhost.check_delivery(ctx, d, cases)
-    split = [f for f in igbhost.guest_frames(d) if len(f["segments"]) == 2]
-    ctx.check(all(sum(f["segments"]) == f["length"] for f in split), "segment lengths do not add up to the frame length")
+    two = [f for f in igbhost.guest_frames(d) if len(f["segments"]) == 2]
+    ctx.check(all(sum(f["segments"]) == f["length"] for f in two), "segment lengths do not add up to the frame length")
+    early = [f["segments"] for f in two if f["segments"][0] < HEADER]
+    ctx.check(not early, f"a frame split before the {HEADER}-byte lookahead: {early[:1]}")
+    ctx.check(d.get("statistics", {}).get("lookaheadSplitViolations") == 0,
+              f"the framework counted {d.get('statistics', {}).get('lookaheadSplitViolations')} lookahead split violations (want 0)")
     ctx.check(all("udp" in f["checksum"] for f in igbhost.guest_frames(d) if f["raw"][12:14] == b"\x08\x00" and f["raw"][23] == 17),
               "a UDP/IPv4 frame lost its checksum verdict with header split")
     igbhost.differential(ctx, d, sent)
