@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "ModelKit", targets: ["ModelKit"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
+        // The C API (Docs/C-API.md): libMiniportCAPI.so, installed as lib/libminiport.so with
+        // include/miniport/miniport.h and pkg-config's miniport.pc by udev/install.
+        .library(name: "MiniportCAPI", type: .dynamic, targets: ["MiniportC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,11 +51,20 @@ let package = Package(
         .target(
             name: "MiniportRegistry",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel",
+                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "CShim",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "Protocols", dependencies: ["NDIS"]),
+        // miniport.h, the C API's only public header (no Swift type in it).
+        .target(name: "CMiniportHeader"),
+        // The C API's implementation: @_cdecl functions over MiniportRegistry and NDIS.
+        .target(name: "MiniportC", dependencies: ["CMiniportHeader", "MiniportRegistry", "NDIS",
+                                                  .product(name: "Logging", package: "swift-log")]),
+        // lwIP 2.1.3 through pkg-config (Debian: liblwip-dev).
+        .systemLibrary(name: "CLwIP", pkgConfig: "lwip", providers: [.apt(["liblwip-dev"])]),
+        // lwIP on Miniport: the netif and servers of `miniport stack`, in C against miniport.h only.
+        .target(name: "LwIPStack", dependencies: ["CMiniportHeader", "CLwIP"]),
         // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
         .target(name: "CBenchSupport"),
         .target(
@@ -65,6 +77,7 @@ let package = Package(
             name: "miniport",
             dependencies: [
                 "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench", "MiniportRegistry",
+                "MiniportC", "LwIPStack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -85,6 +98,7 @@ let package = Package(
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
         .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
+        .testTarget(name: "MiniportCTests", dependencies: ["MiniportC", "CMiniportHeader", "MiniportRegistry", "NDIS"]),
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )

@@ -32,6 +32,8 @@ public enum OpenError: Error, CustomStringConvertible, Equatable {
     case refused(String, String)
     case unknownModel(String)
     case adapter(String, NDISError)
+    /// The Linux TAP of `--tap` could not be opened or attached.
+    case tap(String)
     case failed(String)
 
     public var description: String {
@@ -44,6 +46,7 @@ public enum OpenError: Error, CustomStringConvertible, Equatable {
         case let .refused(a, why): "\(a): \(why)"
         case let .unknownModel(n): "no model NIC named '\(n)': choose one of \(ModelNICs.names.joined(separator: ", "))"
         case let .adapter(what, e): "\(what): \(e)"
+        case let .tap(m): m
         case let .failed(m): m
         }
     }
@@ -52,8 +55,10 @@ public enum OpenError: Error, CustomStringConvertible, Equatable {
 /// An adapter that was opened, and what it needs to close it cleanly.
 public final class OpenedAdapter {
     public let adapter: Adapter
-    /// The wire, when the adapter is a model.
-    public let wire: (any Wire)?
+    /// The wire, when the adapter is a model whose wire the caller drives (nil once on a TAP).
+    public private(set) var wire: (any Wire)?
+    /// The Linux TAP the model's wire is connected to (`--tap`); `poll` moves its frames.
+    public private(set) var tap: TapBridge?
     /// The DMA memory behind the adapter's shared memory (for the "left mapped" check).
     public let dma: (any DMAAllocator)?
     /// Adapters with the same domain reach each other's DMA memory (one IOMMU domain).
@@ -100,8 +105,24 @@ public final class OpenedAdapter {
     /// Lets the model work (if any), then runs the miniport's receive and completion work.
     @discardableResult
     public func poll(budget: Int = 64) -> Int {
+        if let tap {
+            tap.step()
+            let n = adapter.poll(budget: budget)
+            // What the miniport queued in this poll leaves for the TAP now, not one poll later.
+            tap.step()
+            return n
+        }
         wire?.step()
         return adapter.poll(budget: budget)
+    }
+
+    /// Connects the model's wire to the Linux TAP `name` (an existing persistent TAP, or a new
+    /// one): from now on `poll` carries frames between them and `wire` is nil.
+    public func attachTap(_ name: String) throws(OpenError) {
+        guard let wire else { throw .tap("--tap \(name): \(address) is not a model NIC; --tap needs --model") }
+        tap = try TapBridge(name: name, wire: wire)
+        self.wire = nil
+        logger.debug("\(address)'s wire attached to TAP \(name)")
     }
 
     /// Frames lost below the protocols: the hardware's drops, the framework's, and the wire's
@@ -127,6 +148,7 @@ public final class OpenedAdapter {
         logger.debug("halted \(address): \(report)")
         let left = dma?.liveBytes ?? 0
         closeDevice()
+        tap?.close()
         lock?.release()
         return (report, left)
     }
@@ -201,13 +223,22 @@ public enum AdapterOpener {
     /// Opens the model NIC `nic` named `name`; when `lockName` is given (a device address a script
     /// passed), the model is locked under it, so the same busy rule applies as for devices.
     public static func openModel(nic: String = IGBFamily.name, name: String = "model0", lockName: String? = nil,
-                                 macAddress: MACAddress = modelMAC, logger: Logger = Logger(label: "miniport")) throws(OpenError) -> OpenedAdapter {
+                                 macAddress: MACAddress = modelMAC, logger: Logger = Logger(label: "miniport"),
+                                 tap: String? = nil) throws(OpenError) -> OpenedAdapter {
         guard let kind = ModelNICs.named(nic) else { throw .unknownModel(nic) }
         let lock = try lockName.map { (n: String) throws(OpenError) in try DeviceLock.acquire(n) }
-        do { return try kind.open(name, macAddress, lock, logger) } catch {
+        let opened: OpenedAdapter
+        do { opened = try kind.open(name, macAddress, lock, logger) } catch {
             lock?.release()
             throw error
         }
+        if let tap {
+            do { try opened.attachTap(tap) } catch {
+                opened.close()
+                throw error
+            }
+        }
+        return opened
     }
 
     /// Opens the device at `address` (bound to vfio-pci) with the miniport that claims its id.

@@ -23,6 +23,29 @@ public struct PCIDeviceInfo: Sendable, Equatable {
     public var support: SupportedDevice?
 
     public var isNetwork: Bool { classCode >> 16 == 0x02 }
+
+    /// What to do about the function, in one sentence. Binding is advised only for a function a
+    /// miniport of this build drives: a disk, or a NIC no miniport drives, stays with its driver.
+    public var advice: String {
+        switch bindability {
+        case .unbound, .boundToOtherDriver, .interfaceUp, .groupNotViable:
+            guard let support, support.status == .supported else {
+                let ids = "\(Self.hex4(vendorID)):\(Self.hex4(deviceID))"
+                if let support {
+                    return "the \(support.miniport) miniport for \(ids) is planned, not in this build: leave it with its driver"
+                }
+                return "no miniport in this build drives \(ids): leave it with its driver"
+            }
+            return bindability.advice
+        default:
+            return bindability.advice
+        }
+    }
+
+    static func hex4(_ v: UInt16) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: max(0, 4 - s.count)) + s
+    }
 }
 
 /// Finds PCI functions: libpci for ids and names, sysfs for driver, IOMMU group, NUMA node, BARs.

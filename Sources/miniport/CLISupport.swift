@@ -46,6 +46,11 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Run on the in-process hardware model instead of a device (no setup, no root).")
     var model = false
 
+    @Option(help: ArgumentHelp(
+        "With --model: connect the model's wire to this Linux TAP (an existing persistent TAP of that name, or a new one), so the kernel's network stack is the peer.",
+        valueName: "ifname"))
+    var tap: String?
+
     @Flag(help: "Print the figures as one line of JSON on stdout.")
     var json = false
 

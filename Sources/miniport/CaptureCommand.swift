@@ -55,7 +55,7 @@ struct Capture: ParsableCommand {
         // With --write - standard output carries the pcapng: every figure goes to stderr.
         let streaming = file == "-"
         let report: (String) -> Void = streaming ? { printError($0) } : { print($0) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
 

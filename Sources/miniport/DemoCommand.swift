@@ -37,6 +37,9 @@ struct Demo: ParsableCommand {
         let logger = Log.setUp(verbose: common.verbose)
         let total = try parseCount(frames, option: "--frames") ?? 3000
         // The demo always runs on the model.
+        if common.tap != nil {
+            throw CLIError.input(.missing("demo drives its own frames through the model's wire, so it takes no --tap; use --tap with capture, respond, forward, pktgen, info or stack"))
+        }
         let opened = try AdapterFactory.open(device: nil, model: true, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()

@@ -48,7 +48,7 @@ struct Forward: ParsableCommand {
         if let device, let to, let a = try? PCIAddressText.normalize(device), a == (try? PCIAddressText.normalize(to)) {
             throw CLIError.input(.missing("--device and --to both name \(a): forward between two different NICs"))
         }
-        let input = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        let input = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { input.close() }
         let output = try AdapterFactory.open(device: to, model: common.model, logger: logger,
                                              macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")

@@ -132,7 +132,7 @@ struct ListedFunction: Encodable {
         interfaces = f.interfaces.map { Interface(name: $0.name, up: $0.isUp) }
         bindable = f.bindability.isBindable
         verdict = f.bindability.summary
-        advice = f.bindability.advice
+        advice = f.advice
         miniport = f.support.map { Miniport(name: $0.miniport, model: $0.model, status: $0.status.rawValue) }
     }
 }

@@ -55,7 +55,7 @@ struct Pktgen: ParsableCommand {
         c.sourceIP = s
         c.destinationIP = d
         do { try c.validate() } catch { throw CLIError.input(error) }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         let generator = PacketGenerator(configuration: c, poolSize: 512)

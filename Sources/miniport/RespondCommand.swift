@@ -40,7 +40,7 @@ struct Respond: ParsableCommand {
         let duration = try parseSeconds(seconds)
         let progress = try running.progress("respond", unit: "replies")
         try checkAddresses(device)
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger)
+        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         let responder = Responder(address: address, limit: limit)

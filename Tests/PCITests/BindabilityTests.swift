@@ -51,3 +51,31 @@ struct BindabilityTests {
         #expect(v.advice.contains("intel_iommu=on") && v.advice.contains("amd_iommu=on"))
     }
 }
+
+@Suite struct BindAdviceTests {
+    func info(_ address: String) throws -> PCIDeviceInfo {
+        try Fixture.discovery("storage-host").function(Fixture.address(address))
+    }
+
+    @Test func bindingIsAdvisedOnlyForAFunctionAMiniportDrives() throws {
+        let igb = try info("0000:03:00.0")
+        #expect(igb.advice == "bind it with udev/miniport-bind")
+        let realtek = try info("0000:02:00.0")
+        #expect(realtek.bindability == .boundToOtherDriver("r8169"))
+        #expect(realtek.advice == "no miniport in this build drives 10ec:8168: leave it with its driver")
+        #expect(!realtek.advice.contains("miniport-bind"))
+    }
+
+    @Test func aDiskIsNeverAdvisedToBeBound() throws {
+        for address in ["0000:01:00.0", "0000:00:1f.2"] {
+            let disk = try info(address)
+            #expect(!disk.isNetwork)
+            #expect(disk.advice == "miniport drives network functions only")
+        }
+    }
+
+    @Test func aPlannedMiniportIsNotAdvisedAsIfItWereHere() throws {
+        let e1000e = try Fixture.discovery("igb-host").function(Fixture.address("0000:05:00.0"))
+        #expect(e1000e.advice.contains("planned, not in this build"))
+    }
+}

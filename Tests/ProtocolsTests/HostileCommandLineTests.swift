@@ -150,6 +150,19 @@ import Testing
                                environment: ["MINIPORT_LOCK_DIR": dir])
     }
 
+    // MARK: Binding advice
+
+    @Test func aDiskIsRefusedByItsClassAndNothingAdvisesBindingIt() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PCITests/Fixtures/storage-host/sys").path
+        for command in [["capture", "--write", temporaryPath("disk.pcapng")], ["info"], ["respond", "--ip", "192.0.2.1"]] {
+            let r = try runBounded(try binary(), command + ["--device", "0000:01:00.0"], seconds: 30, environment: ["MINIPORT_SYSFS": fixture])
+            #expect(r.status == 69, "\(command): \(r.stderr)")
+            #expect(r.stderr == "miniport: error: 0000:01:00.0 is not a network controller (PCI class 0x010802, driven by nvme): miniport drives network controllers only; check the address with miniport list\n")
+            #expect(!r.stderr.contains("miniport-bind"))
+        }
+    }
+
     // MARK: Full disk, FIFO, closed pipe, signals
 
     /// Checks a capture that hit a write error: one error line, nonzero exit, the JSON equal to the file.

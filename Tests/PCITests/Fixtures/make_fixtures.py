@@ -85,11 +85,45 @@ def no_iommu(root):
     device(root, "0000:00:03.0", 0x1af4, 0x1041, 0x020000, sub=(0x1af4, 0x1041), driver="virtio-pci",
            resources=[(0x4000100000, 0x80000, MEM64)], virtio_child="virtio2", nets=[("eth0", True)])
 
+def block(root, addr, path, disk, partitions=()):
+    """A block device (and its partitions) below a PCI function, as sysfs shows them: a directory
+    with a dev file and a subsystem link to class/block (nvme: nvme/nvme0/nvme0n1; ahci:
+    ata1/host0/target0:0:0/0:0:0:0/block/sda)."""
+    d = os.path.join(root, "sys/bus/pci/devices", addr, path, disk)
+    for name, sub in [(disk, d)] + [(p, os.path.join(d, p)) for p in partitions]:
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, "dev"), "w") as f:
+            f.write("259:%d\n" % len(name))
+        if sub != d:
+            with open(os.path.join(sub, "partition"), "w") as f:
+                f.write(name[-1] + "\n")
+        depth = sub[len(root):].count("/") - 1
+        os.symlink("../" * depth + "sys/class/block", os.path.join(sub, "subsystem"))
+    os.makedirs(os.path.join(root, "sys/class/block"), exist_ok=True)
+
+def storage_host(root):
+    """A host with an NVMe disk (mounted), a SATA controller with a disk, a NIC no miniport drives,
+    and an 82576: what miniport-bind must refuse, and what it may bind."""
+    device(root, "0000:00:00.0", 0x8086, 0x29c0, 0x060000, rev=2, group=0)
+    device(root, "0000:01:00.0", 0x144d, 0xa808, 0x010802, driver="nvme", group=10,
+           resources=[(0xfe600000, 0x4000, MEM64)])
+    block(root, "0000:01:00.0", "nvme/nvme0", "nvme0n1", partitions=["nvme0n1p1", "nvme0n1p2"])
+    device(root, "0000:00:1f.2", 0x8086, 0x2922, 0x010601, driver="ahci", group=11)
+    block(root, "0000:00:1f.2", "ata1/host0/target0:0:0/0:0:0:0/block", "sda", partitions=["sda1"])
+    device(root, "0000:02:00.0", 0x10ec, 0x8168, 0x020000, driver="r8169", group=12, nets=[("enp2s0", False)])
+    device(root, "0000:03:00.0", 0x8086, 0x10c9, 0x020000, driver="igb", group=13, nets=[("enp3s0", False)])
+    os.makedirs(os.path.join(root, "proc/self"), exist_ok=True)
+    with open(os.path.join(root, "proc/self/mounts"), "w") as f:
+        f.write("/dev/nvme0n1p2 / ext4 rw,relatime 0 0\n"
+                "/dev/nvme0n1p1 /boot/efi vfat rw 0 0\n"
+                "proc /proc proc rw 0 0\n"
+                "/dev/sdb1 /mnt/usb vfat rw 0 0\n")
+
 def no_network(root):
     """No network function at all."""
     device(root, "0000:00:00.0", 0x8086, 0x0d57, 0x060000)
     device(root, "0000:00:02.0", 0x1af4, 0x1042, 0x018000, driver="virtio-pci")
 
-for name, build in [("igb-host", igb_host), ("no-iommu", no_iommu), ("no-network", no_network)]:
+for name, build in [("igb-host", igb_host), ("no-iommu", no_iommu), ("no-network", no_network), ("storage-host", storage_host)]:
     shutil.rmtree(name, ignore_errors=True)
     build(name)

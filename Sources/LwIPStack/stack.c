@@ -1,0 +1,1 @@
+int lwip_stack_placeholder;
