@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "CBenchSupport"),
         .target(
             name: "MiniportBench",
-            dependencies: ["NDIS", "IGB", "IGBModel", "DeviceAccess", "CBenchSupport"]
+            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport"]
         ),
         // `--metrics HOST:PORT` of the long-running commands (Docs/PROTOCOLS.md): adapter and queue
         // counters sampled into swift-metrics, served in the Prometheus text format by a swift-nio

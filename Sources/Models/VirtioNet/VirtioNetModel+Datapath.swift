@@ -46,7 +46,7 @@ extension VirtioNetModel {
         }
         if noUnicast { return false }
         if allUnicast || unicastOverflow { return true }
-        if equal(configuration.permanentAddress) { return true }
+        if p.loadUnaligned(as: UInt32.self) == macLow && p.loadUnaligned(fromByteOffset: 4, as: UInt16.self) == macHigh { return true }
         return unicastTable.contains(where: equal)
     }
 

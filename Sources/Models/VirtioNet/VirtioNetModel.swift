@@ -115,6 +115,9 @@ public final class VirtioNetModel: @unchecked Sendable {
     public internal(set) var wireCounters = VirtioNetWireCounters()
     var transmitted: [[UInt8]] = []
     let scratch: UnsafeMutableRawPointer
+    /// The permanent address as two words (compared per frame without touching an array).
+    let macLow: UInt32
+    let macHigh: UInt16
     /// Receive gather tables: chains (head, first segment, segments) and their writable segments.
     static let gatherChains = 64
     static let gatherSegments = 256
@@ -158,6 +161,9 @@ public final class VirtioNetModel: @unchecked Sendable {
         self.iommu = iommu ?? ModelIOMMU()
         port = WirePort(slots: max(1, configuration.receiveFIFOFrames), slotSize: configuration.maximumFrameLength + 8)
         scratch = .allocate(byteCount: 65_536 + 64, alignment: 64)
+        let m = configuration.permanentAddress
+        macLow = UInt32(m[0]) | UInt32(m[1]) << 8 | UInt32(m[2]) << 16 | UInt32(m[3]) << 24
+        macHigh = UInt16(m[4]) | UInt16(m[5]) << 8
         gatherHeads = .allocate(capacity: Self.gatherChains)
         gatherHeads.initialize(repeating: (0, 0, 0), count: Self.gatherChains)
         gatherSegments = .allocate(capacity: Self.gatherSegments)
