@@ -19,6 +19,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // --metrics: swift-metrics counters, exported by swift-prometheus over a swift-nio listener.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: [
         // libpci through pkg-config (Debian: libpci-dev).
@@ -71,13 +75,27 @@ let package = Package(
             name: "MiniportBench",
             dependencies: ["NDIS", "IGB", "IGBModel", "DeviceAccess", "CBenchSupport"]
         ),
+        // `--metrics HOST:PORT` of the long-running commands (Docs/PROTOCOLS.md): adapter and queue
+        // counters sampled into swift-metrics, served in the Prometheus text format by a swift-nio
+        // HTTP/1.1 listener. Its own target so NDIS and the drivers never see swift-nio.
+        .target(
+            name: "MiniportMetrics",
+            dependencies: [
+                "NDIS",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // What `miniport bench --instructions` runs under callgrind (no async main: valgrind-safe).
         .executableTarget(name: "miniport-bench-profile", dependencies: ["MiniportBench"], path: "Sources/MiniportBenchProfile"),
         .executableTarget(
             name: "miniport",
             dependencies: [
                 "PCI", "VFIO", "NDIS", "IGB", "IGBModel", "Protocols", "MiniportBench", "MiniportRegistry",
-                "MiniportC", "LwIPStack",
+                "MiniportC", "LwIPStack", "MiniportMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -99,6 +117,7 @@ let package = Package(
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
         .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
         .testTarget(name: "MiniportCTests", dependencies: ["MiniportC", "CMiniportHeader", "MiniportRegistry", "NDIS"]),
+        .testTarget(name: "MiniportMetricsTests", dependencies: ["MiniportMetrics", "MiniportRegistry", "NDIS", "Protocols"]),
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )

@@ -58,9 +58,12 @@ struct Capture: ParsableCommand {
         // With --write - standard output carries the pcapng: every figure goes to stderr.
         let streaming = file == "-"
         let report: (String) -> Void = streaming ? { printError($0) } : { print($0) }
+        let metrics = try running.startMetrics(command: "capture")
+        defer { metrics?.close() }
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
 
         let capture = PacketCapture(limit: limit)
         // On the model the wire already carries the frame mix while the capture sets up.
@@ -77,6 +80,9 @@ struct Capture: ParsableCommand {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)
         }
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
+        metrics?.report {
+            QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops).figures(help: "written to the capture file")
+        }
         traffic?.busyWire()
         // A FIFO without a reader is waited for, but Ctrl-C / SIGTERM end the wait.
         var stoppedBeforeStart: CaptureFileError?
@@ -105,6 +111,7 @@ struct Capture: ParsableCommand {
             if let end, Clock.monotonicNanoseconds() >= end { break }
             traffic?.drive(frames: min(64, max(1, (limit ?? 64) - capture.framesWritten)))
             if opened.poll() == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            metrics?.service()
             progress.update(total: UInt64(capture.framesWritten)) {
                 "drops \(opened.drops + capture.drops), " + QueueReport.progressLine(queues: queues.queues, counters: capture.counters)
             }
@@ -112,6 +119,7 @@ struct Capture: ParsableCommand {
         progress.finish()
         let fileError = capture.finish() ?? stoppedBeforeStart
         let figures = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)
+        metrics?.finish()
         let releaseErrors = queues.release()
         for e in releaseErrors { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
@@ -121,6 +129,7 @@ struct Capture: ParsableCommand {
             report(figures.table)
             report("wrote \(capture.framesWritten) frame(s) to \(streaming ? "standard output" : file); \(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
         guard let fileError else { return }
         switch fileError {
         case .readerGone, .stoppedWaitingForReader:

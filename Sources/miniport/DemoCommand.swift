@@ -40,9 +40,13 @@ struct Demo: ParsableCommand {
         if common.tap != nil {
             throw CLIError.input(.missing("demo drives its own frames through the model's wire, so it takes no --tap; use --tap with capture, respond, forward, pktgen, info or stack"))
         }
+        let progress = try running.progress("demo", unit: "frames")
+        let metrics = try running.startMetrics(command: "demo")
+        defer { metrics?.close() }
         let opened = try AdapterFactory.open(device: nil, model: true, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
         let counter = Counter()
         let queues: QueueSet
         do {
@@ -53,6 +57,7 @@ struct Demo: ParsableCommand {
             throw CLIError.adapter("allocating the demo queues", error)
         }
         counter.acceptance.set(queues.queues)
+        metrics?.report { QueueReport(queues: queues.queues, counters: counter.counters, drops: opened.drops).figures(help: "counted") }
         // Binding, packet filter, queues and filters are in place: now receive starts.
         try opened.startReceiving()
         for q in queues.queues { logger.debug("rxq\(q.id.rawValue): \(q.filterSummary)") }
@@ -60,11 +65,11 @@ struct Demo: ParsableCommand {
         let traffic = ModelTraffic(wire: wire, specs: Demo.filters, nicMAC: opened.adapter.attributes?.currentAddress ?? AdapterFactory.modelMAC)
         // The progress line: rewritten in place on a terminal, a full line every
         // --progress-interval seconds when redirected, none with --quiet.
-        let progress = try running.progress("demo", unit: "frames")
         let round = 100
         while traffic.injected < total && !Stop.isRequested {
             traffic.drive(frames: min(round, total - traffic.injected))
             while opened.poll() > 0 {}
+            metrics?.service()
             progress.update(total: counter.counters.totalFrames) {
                 "drops \(opened.drops), " + QueueReport.progressLine(queues: queues.queues, counters: counter.counters)
             }
@@ -73,6 +78,7 @@ struct Demo: ParsableCommand {
         }
         progress.finish()
         let report = QueueReport(queues: queues.queues, counters: counter.counters, drops: opened.drops)
+        metrics?.finish()
         for e in queues.release() { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
         if common.json {
@@ -81,5 +87,6 @@ struct Demo: ParsableCommand {
             print(report.table)
             print("\(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
     }
 }

@@ -203,7 +203,7 @@ struct Extcap: ParsableCommand {
             throw CLIError.input(.missing("--traffic '\(traffic)' is not a traffic choice: use mix or none"))
         }
         // Wireshark closing the fifo must end the capture with EPIPE, not kill it with SIGPIPE.
-        signal(SIGPIPE, SIG_IGN)
+        ignoreWriteSignals()
         let opened: OpenedAdapter
         switch target {
         case let .model(nic): opened = try AdapterFactory.open(device: nil, model: true, nic: nic, logger: logger)
@@ -226,8 +226,11 @@ struct Extcap: ParsableCommand {
         } catch {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)
         }
-        do { try capture.start(path: fifo, format: .pcapng, queues: queues.queues) } catch {
+        // The capture's own stream writer (as `capture --write FIFO`): a FIFO is opened without
+        // blocking signals, and every receive batch is flushed to it as it arrives.
+        do { try capture.start(path: fifo, format: .pcapng, queues: queues.queues, shouldGiveUp: { Stop.isRequested }) } catch {
             queues.release()
+            if case .stoppedWaitingForReader = error { return }
             throw CLIError.capture(error)
         }
         do {
@@ -244,9 +247,9 @@ struct Extcap: ParsableCommand {
                 if due > 0 { mix.drive(frames: due) }
             }
             let n = opened.poll()
-            // Live: what this batch wrote goes to Wireshark now.
+            // A fifo is flushed per batch by the writer; a regular file (by hand) is too, here.
             capture.writer?.flush()
-            if capture.writer?.writeError != nil { break } // the reader went away
+            if capture.writeError != nil { break } // the reader went away (or the disk is full)
             if n == 0 { sleep(nanoseconds: mix == nil ? 200_000 : 1_000_000) }
         }
         let fileError = capture.finish()
@@ -254,8 +257,9 @@ struct Extcap: ParsableCommand {
         for e in queues.release() { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
         // Wireshark shows an extcap's stderr: one summary line, or the write error.
-        if let fileError, case let .writeFailed(_, reason) = fileError, reason != String(cString: strerror(EPIPE)) {
-            throw CLIError.capture(fileError)
+        switch fileError {
+        case nil, .readerGone?, .stoppedWaitingForReader?: break // Wireshark closed the fifo or stopped us: the normal end
+        case let e?: throw CLIError.capture(e)
         }
         printError("miniport extcap: \(report.totalFrames) frame(s) on \(report.queues.count) queue(s), drops \(report.drops); \(halt); \(mapped) bytes left mapped")
     }

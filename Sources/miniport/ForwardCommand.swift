@@ -1,6 +1,7 @@
 import ArgumentParser
 import MiniportRegistry
 import Logging
+import MiniportMetrics
 import NDIS
 import Protocols
 
@@ -48,12 +49,16 @@ struct Forward: ParsableCommand {
         if let device, let to, let a = try? PCIAddressText.normalize(device), a == (try? PCIAddressText.normalize(to)) {
             throw CLIError.input(.missing("--device and --to both name \(a): forward between two different NICs"))
         }
+        let metrics = try running.startMetrics(command: "forward")
+        defer { metrics?.close() }
         let input = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { input.close() }
         let output = try AdapterFactory.open(device: to, model: common.model, logger: logger,
                                              macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
         defer { output.close() }
         Stop.installHandlers()
+        metrics?.watch(input)
+        metrics?.watch(output)
         // Zero-copy needs the sender to reach the receiver's buffers by DMA: both adapters in one
         // DMA domain. Two VFIO devices of one process share one container (VFIODMADomain); two
         // model NICs have an IOMMU each.
@@ -74,6 +79,17 @@ struct Forward: ParsableCommand {
         logger.debug("forwarding \(input.address) -> \(output.address) (\(forwarder.mode.rawValue))")
         let traffic = input.wire.map { ModelTraffic(wire: $0, specs: [], nicMAC: AdapterFactory.modelMAC) }
         var arrived = 0
+        metrics?.report {
+            var f = [
+                CommandFigure("forwarded", forwarder.forwarded, help: "Frames forwarded (the final JSON's forwarded)."),
+                CommandFigure("bytes", forwarder.forwardedBytes, help: "Bytes forwarded (the final JSON's bytes)."),
+                CommandFigure("completed", forwarder.completed, help: "Sends completed (the final JSON's completed)."),
+                CommandFigure("send_errors", forwarder.sendErrors, help: "Sends that failed (the final JSON's sendErrors)."),
+                CommandFigure("drops", input.drops + forwarder.drops, help: "Frames lost (the final JSON's drops)."),
+            ]
+            if output.wire != nil { f.append(CommandFigure("arrived", UInt64(arrived), help: "Frames on the second model's wire (the final JSON's arrived).")) }
+            return f
+        }
         let end = deadline(after: duration)
         while !Stop.isRequested {
             if let limit, forwarder.forwarded >= UInt64(limit) { break }
@@ -85,6 +101,7 @@ struct Forward: ParsableCommand {
             let n = input.poll() + output.poll()
             if let wire = output.wire { arrived += wire.takeTransmitted().count }
             if n == 0 { sleep(nanoseconds: traffic == nil ? 100_000 : 1_000_000) }
+            metrics?.service()
             progress.update(total: forwarder.forwarded) {
                 "\(forwarder.forwardedBytes) bytes, completed \(forwarder.completed), send errors \(forwarder.sendErrors), drops \(input.drops + forwarder.drops)"
             }
@@ -97,6 +114,7 @@ struct Forward: ParsableCommand {
             if let wire = output.wire { arrived += wire.takeTransmitted().count }
         }
         let drops = input.drops + forwarder.drops
+        metrics?.finish()
         let (h1, m1) = input.close()
         let (h2, m2) = output.close()
         if common.json {
@@ -106,5 +124,6 @@ struct Forward: ParsableCommand {
             if output.wire != nil { print("arrived on \(output.address)'s wire: \(arrived)") }
             print("\(input.address): \(h1), \(m1) bytes left mapped; \(output.address): \(h2), \(m2) bytes left mapped")
         }
+        metrics?.stop()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MiniportRegistry
 import Logging
+import MiniportMetrics
 import NDIS
 import Protocols
 
@@ -55,9 +56,12 @@ struct Pktgen: ParsableCommand {
         c.sourceIP = s
         c.destinationIP = d
         do { try c.validate() } catch { throw CLIError.input(error) }
+        let metrics = try running.startMetrics(command: "pktgen")
+        defer { metrics?.close() }
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
         let generator = PacketGenerator(configuration: c, poolSize: 512)
         do { _ = try opened.adapter.openBinding(generator) } catch { throw CLIError.adapter("opening a binding on \(opened.address)", error) }
         if let e = generator.setupError { throw CLIError.adapter("making the send pool on \(opened.address)", e) }
@@ -65,6 +69,19 @@ struct Pktgen: ParsableCommand {
         logger.debug("sending \(n) frame(s) of \(size) bytes at \(rate == 0 ? "full speed" : "\(rate)/s")")
         var onWire = 0, outOfOrder = 0
         var expected: UInt64 = 0
+        metrics?.report {
+            var f = [
+                CommandFigure("sent", generator.sent, help: "Frames sent (the final JSON's sent)."),
+                CommandFigure("bytes", generator.sentBytes, help: "Bytes sent (the final JSON's bytes)."),
+                CommandFigure("completed", generator.completed, help: "Sends completed (the final JSON's completed)."),
+                CommandFigure("send_errors", generator.sendErrors, help: "Sends that failed (the final JSON's sendErrors)."),
+            ]
+            if opened.wire != nil {
+                f.append(CommandFigure("on_wire", UInt64(onWire), help: "Frames seen on the model's wire (the final JSON's onWire)."))
+                f.append(CommandFigure("out_of_order", UInt64(outOfOrder), help: "Frames on the model's wire out of sequence (the final JSON's outOfOrder)."))
+            }
+            return f
+        }
         let start = Clock.monotonicNanoseconds()
         while !Stop.isRequested && !(generator.isComplete && generator.isDrained) {
             let now = Clock.monotonicNanoseconds()
@@ -80,12 +97,14 @@ struct Pktgen: ParsableCommand {
             if sent == 0, let wait = generator.nanosecondsUntilDue(now: Clock.monotonicNanoseconds()), wait > 0 {
                 sleep(nanoseconds: min(wait, 1_000_000))
             }
+            metrics?.service()
             progress.update(total: generator.sent) {
                 "\(generator.sentBytes) bytes, completed \(generator.completed), send errors \(generator.sendErrors)"
             }
         }
         progress.finish()
         let elapsed = Double(Clock.monotonicNanoseconds() - start) / 1e9
+        metrics?.finish()
         let (halt, mapped) = opened.close()
         let pps = elapsed > 0 ? Double(generator.sent) / elapsed : 0
         if common.json {
@@ -95,6 +114,7 @@ struct Pktgen: ParsableCommand {
             if opened.wire != nil { print("on the model's wire: \(onWire) frame(s), \(outOfOrder) out of order") }
             print("\(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MiniportRegistry
 import Logging
+import MiniportMetrics
 import NDIS
 import Protocols
 
@@ -39,10 +40,13 @@ struct Respond: ParsableCommand {
         let limit = try parseCount(count, option: "--count")
         let duration = try parseSeconds(seconds)
         let progress = try running.progress("respond", unit: "replies")
+        let metrics = try running.startMetrics(command: "respond")
+        defer { metrics?.close() }
         try checkAddresses(device)
         let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
+        metrics?.watch(opened)
         let responder = Responder(address: address, limit: limit)
         do {
             // Every frame type: the responder counts what it does not answer (IPv6, LLDP, …) as
@@ -57,6 +61,20 @@ struct Respond: ParsableCommand {
         logger.debug("answering ARP and ping for \(address) as \(responder.mac.map { "\($0)" } ?? "?")")
         try ready.signal()
         let peer = opened.wire.map { SimulatedPeer(wire: $0, target: address, targetMAC: responder.mac ?? AdapterFactory.modelMAC) }
+        metrics?.report {
+            var f = [
+                CommandFigure("arp_replies", responder.arpReplies, help: "ARP replies sent (the final JSON's arpReplies)."),
+                CommandFigure("echo_replies", responder.echoReplies, help: "ICMP echo replies sent (the final JSON's echoReplies)."),
+                CommandFigure("ignored", responder.ignored, help: "Frames not for the responder (the final JSON's ignored)."),
+                CommandFigure("malformed", responder.malformed, help: "Malformed requests (the final JSON's malformed)."),
+                CommandFigure("drops", responder.drops + opened.drops, help: "Frames lost (the final JSON's drops)."),
+            ]
+            if let peer {
+                f.append(CommandFigure("peer_verified", UInt64(peer.verified), help: "Replies the simulated peer checked correct (the final JSON's peerVerified)."))
+                f.append(CommandFigure("peer_bad", UInt64(peer.bad), help: "Replies the simulated peer found wrong (the final JSON's peerBad)."))
+            }
+            return f
+        }
         let end = deadline(after: duration)
         var lastRequest: UInt64 = 0
         while !responder.isComplete && !Stop.isRequested {
@@ -69,6 +87,7 @@ struct Respond: ParsableCommand {
             let n = opened.poll()
             peer?.check(logger: logger)
             if n == 0 { sleep(nanoseconds: peer == nil ? 100_000 : 1_000_000) }
+            metrics?.service()
             progress.update(total: responder.replies) {
                 "ARP \(responder.arpReplies), ping \(responder.echoReplies), ignored \(responder.ignored), malformed \(responder.malformed), drops \(responder.drops + opened.drops)"
             }
@@ -80,6 +99,7 @@ struct Respond: ParsableCommand {
             peer?.check(logger: logger)
         }
         let drops = opened.drops
+        metrics?.finish()
         let (halt, mapped) = opened.close()
         if common.json {
             var extra = ""
@@ -90,6 +110,7 @@ struct Respond: ParsableCommand {
             if let peer { print("simulated peer: \(peer.verified) correct repl(ies), \(peer.bad) wrong") }
             print("\(halt); \(mapped) bytes left mapped")
         }
+        metrics?.stop()
     }
 }
 

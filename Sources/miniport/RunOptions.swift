@@ -17,6 +17,17 @@ struct RunOptions: ParsableArguments {
         valueName: "seconds"))
     var progressInterval: Double = 10
 
+    // --metrics (LongRunningOptions.swift: startMetrics, CommandMetrics).
+    @Option(name: .customLong("metrics"), help: ArgumentHelp(
+        "Serve Prometheus metrics (GET /metrics) on PORT (127.0.0.1), HOST:PORT or [IPv6]:PORT while the command runs; port 0 picks a free one.",
+        valueName: "host:port"))
+    var metrics: String?
+
+    @Option(name: .customLong("metrics-linger"), help: ArgumentHelp(
+        "After the final figures, keep answering /metrics with them for up to S seconds (Ctrl-C ends it early).",
+        valueName: "seconds"))
+    var metricsLinger: Double = 0
+
     /// The progress line these options ask for.
     func progress(_ command: String, unit: String) throws(CLIError) -> ProgressLine {
         let interval = try parseSeconds(progressInterval, option: "--progress-interval", minimum: 0.05)!
