@@ -91,6 +91,9 @@ import Testing
             for v in ["nan", "0", "-2", "inf"] {
                 try expectOneLineError(c + ["--progress-interval", v], containing: "for --progress-interval")
             }
+            for v in ["inf", "1e300", "nan", "-1"] {
+                try expectOneLineError(c + ["--metrics", "127.0.0.1:0", "--metrics-linger", v], containing: "for --metrics-linger")
+            }
         }
     }
 
