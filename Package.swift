@@ -1,6 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// MINIPORT_FUZZ=1 adds the libFuzzer executable (Tests/Fuzz/run, Docs/TESTBED.md): it has no main
+// of its own (libFuzzer's), so it only links with -sanitize=fuzzer and stays out of normal builds.
+let fuzzBuild = Context.environment["MINIPORT_FUZZ"] == "1"
+
 let package = Package(
     name: "Miniport",
     products: [
@@ -74,10 +78,10 @@ let package = Package(
         // lwIP on Miniport: the netif and servers of `miniport stack`, in C against miniport.h only.
         .target(name: "LwIPStack", dependencies: ["CMiniportHeader", "CLwIP"]),
         // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
-        .target(name: "CBenchSupport"),
+        .target(name: "CBenchSupport", dependencies: ["CMiniportHeader"]),
         .target(
             name: "MiniportBench",
-            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport"]
+            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport", "MiniportC", "CMiniportHeader"]
         ),
         // `--metrics HOST:PORT` of the long-running commands (Docs/PROTOCOLS.md): adapter and queue
         // counters sampled into swift-metrics, served in the Prometheus text format by a swift-nio
@@ -113,6 +117,9 @@ let package = Package(
             ],
             path: "Tests/VM/Scenarios"
         ),
+        // The fuzz targets as a library: the libFuzzer executable and the corpus replay test use it.
+        .target(name: "FuzzTargets", dependencies: ["NDIS", "IGB", "IGBModel", "Protocols", "PCI", "DeviceAccess"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "PCITests", dependencies: ["PCI"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "PCI", "DeviceAccess"]),
         .testTarget(name: "NDISTests", dependencies: ["NDIS", "DeviceAccess"]),
@@ -128,3 +135,8 @@ let package = Package(
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )
+
+if fuzzBuild {
+    package.products.append(.executable(name: "miniport-fuzz", targets: ["MiniportFuzz"]))
+    package.targets.append(.executableTarget(name: "MiniportFuzz", dependencies: ["FuzzTargets"]))
+}
