@@ -1,6 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// MINIPORT_FUZZ=1 adds the libFuzzer executable (Tests/Fuzz/run, Docs/TESTBED.md): it has no main
+// of its own (libFuzzer's), so it only links with -sanitize=fuzzer and stays out of normal builds.
+let fuzzBuild = Context.environment["MINIPORT_FUZZ"] == "1"
+
 let package = Package(
     name: "Miniport",
     products: [
@@ -11,6 +15,8 @@ let package = Package(
         .library(name: "MiniportRegistry", targets: ["MiniportRegistry"]),
         .library(name: "ModelKit", targets: ["ModelKit"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
+        .library(name: "VirtioNet", targets: ["VirtioNet"]),
+        .library(name: "VirtioNetModel", targets: ["VirtioNetModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
         // The C API (Docs/C-API.md): libMiniportCAPI.so, installed as lib/libminiport.so with
         // include/miniport/miniport.h and pkg-config's miniport.pc by udev/install.
@@ -47,15 +53,17 @@ let package = Package(
         // ports, frame parsing, checksums, CRC and Toeplitz.
         .target(name: "ModelKit", dependencies: ["DeviceAccess"]),
         .target(name: "IGBModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/IGB"),
+        .target(name: "VirtioNetModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/VirtioNet"),
         // What every miniport builds on (Docs/ARCHITECTURE.md): the family protocol the registry lists, ...
         .target(name: "DriverKit", dependencies: ["NDIS", "DeviceAccess", "CShim"]),
         .target(name: "IGB", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        .target(name: "VirtioNet", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/VirtioNet"),
         // The driver registry and adapter opening (device by PCI address or model NIC), shared by
         // the CLI and the C API.
         .target(
             name: "MiniportRegistry",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "CShim",
+                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "CShim",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -70,10 +78,10 @@ let package = Package(
         // lwIP on Miniport: the netif and servers of `miniport stack`, in C against miniport.h only.
         .target(name: "LwIPStack", dependencies: ["CMiniportHeader", "CLwIP"]),
         // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
-        .target(name: "CBenchSupport"),
+        .target(name: "CBenchSupport", dependencies: ["CMiniportHeader"]),
         .target(
             name: "MiniportBench",
-            dependencies: ["NDIS", "IGB", "IGBModel", "DeviceAccess", "CBenchSupport"]
+            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport", "MiniportC", "CMiniportHeader"]
         ),
         // `--metrics HOST:PORT` of the long-running commands (Docs/PROTOCOLS.md): adapter and queue
         // counters sampled into swift-metrics, served in the Prometheus text format by a swift-nio
@@ -109,15 +117,26 @@ let package = Package(
             ],
             path: "Tests/VM/Scenarios"
         ),
+        // The fuzz targets as a library: the libFuzzer executable and the corpus replay test use it.
+        .target(name: "FuzzTargets", dependencies: ["NDIS", "IGB", "IGBModel", "Protocols", "PCI", "DeviceAccess"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "PCITests", dependencies: ["PCI"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "PCI", "DeviceAccess"]),
         .testTarget(name: "NDISTests", dependencies: ["NDIS", "DeviceAccess"]),
         .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+        // The conformance suite: every (miniport, model) pair of the registry (Docs/WRITING-A-MINIPORT.md).
+        .testTarget(name: "ConformanceTests", dependencies: ["MiniportRegistry", "NDIS", "Protocols"]),
+        .testTarget(name: "VirtioNetTests", dependencies: ["VirtioNet", "VirtioNetModel", "NDIS", "DeviceAccess", "DriverKit"]),
         .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
         .testTarget(name: "MiniportCTests", dependencies: ["MiniportC", "CMiniportHeader", "MiniportRegistry", "NDIS"]),
         .testTarget(name: "MiniportMetricsTests", dependencies: ["MiniportMetrics", "MiniportRegistry", "NDIS", "Protocols"]),
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )
+
+if fuzzBuild {
+    package.products.append(.executable(name: "miniport-fuzz", targets: ["MiniportFuzz"]))
+    package.targets.append(.executableTarget(name: "MiniportFuzz", dependencies: ["FuzzTargets"]))
+}

@@ -6,6 +6,10 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
     case ndis
     /// The NDIS LoopbackMiniport (a test miniport).
     case loopback
+    /// The NDIS core with a null miniport and a C protocol driver through the C API (miniport.h).
+    case capi
+    /// The virtio-net miniport on the virtio-net model.
+    case virtioNet = "virtio-net"
 
     /// What `miniport bench --model` runs unless told otherwise.
     public static let defaultForModel: BenchSubjectKind = .igb
@@ -15,6 +19,8 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
         case .igb: IGBSubject()
         case .ndis: NDISSubject()
         case .loopback: LoopbackSubject()
+        case .capi: CAPISubject()
+        case .virtioNet: VirtioNetSubject()
         }
     }
 }
