@@ -110,7 +110,7 @@ extension Adapter {
         let fp = fast
         let concurrent = fp.pointee.concurrent
         Adapter.addShared(outstandingByQueue + Int(queue.rawValue), count, concurrent)
-        if let sole = fp.pointee.soleReceiver, !fp.pointee.hasVirtualConnections {
+        if let sole = fp.pointee.soleReceiver, !fp.pointee.hasVirtualConnections, !fp.pointee.packetFiltering {
             // One binding takes every frame: the chain moves to it whole, with no per-binding work.
             Adapter.addShared(indicatedByQueue + Int(queue.rawValue), UInt64(count), concurrent)
             var pending = chain
@@ -132,15 +132,19 @@ extension Adapter {
             b.protocolDriver.receiveNetBufferListsWithResources(chain, binding: b, queue: queue, count: count, flags: flags.union(.resources))
         }
         var chain = chain
+        let q = Int(queue.rawValue)
         for b in bindings where !b.isMonitor && b.isOpen {
             if chain.isEmpty { break }
             var mine = NetBufferListChain()
-            if b.frameTypes.isEmpty {
+            let pf = b.packetFilterCell.pointee
+            if b.frameTypes.isEmpty && pf == PacketFilterTable.unfiltered {
                 // Takes every frame: move the whole chain (O(1)) instead of relinking NBL by NBL.
                 swap(&mine, &chain)
             } else {
                 let types = b.frameTypes
-                mine = chain.removeAll { types.contains($0.storage.pointee.info.frameType) }
+                mine = chain.removeAll {
+                    (types.isEmpty || types.contains($0.storage.pointee.info.frameType)) && packetFilterTakes(pf, $0, queue: q)
+                }
             }
             if mine.isEmpty { continue }
             let n = mine.count
@@ -148,9 +152,21 @@ extension Adapter {
             b.protocolDriver.receiveNetBufferLists(mine, binding: b, queue: queue, count: n, flags: flags)
         }
         if !chain.isEmpty {
-            // No binding wants these frames: give them back now.
-            countDrops(chain.count)
-            returnNetBufferLists(chain, flags: .singleQueue)
+            // No binding wants these frames: give them back now. Those no packet filter takes were
+            // never asked for (not drops); the rest no binding's frame types wanted.
+            if fp.pointee.packetFiltering {
+                let rejected = chain.removeAll { nbl in
+                    !bindings.contains { $0.isOpen && !$0.isMonitor && packetFilterTakes($0.packetFilterCell.pointee, nbl, queue: q) }
+                }
+                if !rejected.isEmpty {
+                    countPacketFilterRejects(rejected.count)
+                    returnNetBufferLists(rejected, flags: .singleQueue)
+                }
+            }
+            if !chain.isEmpty {
+                countDrops(chain.count)
+                returnNetBufferLists(chain, flags: .singleQueue)
+            }
         }
     }
 
@@ -237,6 +253,33 @@ extension Adapter {
         }
     }
 
+    /// Calls `body` with the NBLs of a lent (borrowed) chain that `include` selects, in order, linked
+    /// as a chain of their own for the call; afterwards `chain` is linked back exactly as it was.
+    /// Nothing is called when no NBL is selected.
+    static func withBorrowedPart(of chain: borrowing NetBufferListChain, where include: (NetBufferList) -> Bool,
+                                 _ body: (borrowing NetBufferListChain) -> Void) {
+        let n = chain.count
+        guard n > 0 else { return }
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<NBLStorage>.self, capacity: n) { order in
+            var i = 0
+            var p = chain.head
+            while let nbl = p, i < n {
+                p = nbl.pointee.next
+                order[i] = nbl
+                i += 1
+            }
+            var part = NetBufferListChain()
+            for k in 0..<i where include(NetBufferList(order[k])) {
+                order[k].pointee.next = nil
+                part.appendNBL(order[k])
+            }
+            if !part.isEmpty { body(part) }
+            // The part only borrowed the NBLs: let go of them without returning anything.
+            _ = part.takeAll()
+            for k in 0..<i { order[k].pointee.next = k + 1 < i ? order[k + 1] : nil }
+        }
+    }
+
     /// A RESOURCES indication on one queue (see `indicateReceiveWithResources`).
     func indicateResourcesOnQueue(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
         if !queue.isDefault, queues[queue.rawValue]?.state != .running { countDrops(chain.count); return }
@@ -251,9 +294,18 @@ extension Adapter {
         let count = chain.count
         let flags = flags.union([.resources, .singleQueue])
         var needsCopy = false
+        let q = Int(queue.rawValue)
         for b in bindings where b.isOpen {
             if b.isMonitor || b.protocolDriver.handlesResourcesIndications {
-                b.protocolDriver.receiveNetBufferListsWithResources(chain, binding: b, queue: queue, count: count, flags: flags)
+                let pf = b.packetFilterCell.pointee
+                if b.isMonitor || pf == PacketFilterTable.unfiltered {
+                    b.protocolDriver.receiveNetBufferListsWithResources(chain, binding: b, queue: queue, count: count, flags: flags)
+                } else {
+                    // The binding's packet filter applies here too: it sees only the frames it takes.
+                    Adapter.withBorrowedPart(of: chain, where: { packetFilterTakes(pf, $0, queue: q) }) { part in
+                        b.protocolDriver.receiveNetBufferListsWithResources(part, binding: b, queue: queue, count: part.count, flags: flags)
+                    }
+                }
             } else {
                 needsCopy = true
             }
@@ -286,7 +338,10 @@ extension Adapter {
         for b in bindings where b.isOpen && !b.isMonitor && !b.protocolDriver.handlesResourcesIndications {
             if copies.isEmpty { break }
             let types = b.frameTypes
-            let mine = copies.removeAll { types.isEmpty || types.contains($0.storage.pointee.info.frameType) }
+            let pf = b.packetFilterCell.pointee
+            let mine = copies.removeAll {
+                (types.isEmpty || types.contains($0.storage.pointee.info.frameType)) && packetFilterTakes(pf, $0, queue: q)
+            }
             if mine.isEmpty { continue }
             let n = mine.count
             Adapter.addShared(indicatedByQueue + Int(queue.rawValue), UInt64(n), false)

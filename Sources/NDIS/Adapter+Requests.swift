@@ -45,13 +45,18 @@ extension Adapter {
             report.sendsWhileLinkDown = sendsWhileLinkDown
             return .statistics(report)
         case let .setPacketFilter(f):
-            _ = try miniport.handleRequest(.setPacketFilter(f))
+            try setPacketFilter(f, from: binding)
             return .done
         case let .setMulticastList(list):
             guard list.allSatisfy(\.isMulticast) else {
                 throw .invalidParameter("the multicast list holds a unicast address: \(list.filter { !$0.isMulticast }.map(\.description).joined(separator: ", "))")
             }
+            guard list.count <= PacketFilterTable.multicastCapacity else {
+                throw .invalidParameter("the multicast list holds \(list.count) addresses; at most \(PacketFilterTable.multicastCapacity) are taken (set all-multicast instead)")
+            }
             _ = try miniport.handleRequest(.setMulticastList(list))
+            multicastList = list
+            refreshPacketFilterTable()
             return .done
         case let .setReceiveScale(p):
             guard attributes?.supportsRSS == true else { throw .notSupported("\(name) does not do RSS") }
@@ -182,6 +187,8 @@ extension Adapter {
             softwareFilters.append(filter)
             softwareFilters.sort { $0.id < $1.id }
         }
+        // The queue's MACs count as directed there; a software MAC filter widens the hardware's filter.
+        try? applyPacketFilters(force: false)
         if var q = queue {
             q.filters.append(filter.id)
             q.state = .running
@@ -196,6 +203,7 @@ extension Adapter {
         if filter.inHardware { _ = try miniport.handleRequest(.clearFilter(filter)) }
         filters.removeValue(forKey: id.rawValue)
         softwareFilters.removeAll { $0.id == id }
+        try? applyPacketFilters(force: false)
         if var q = queues[filter.queue.rawValue] {
             q.filters.removeAll { $0 == id }
             // A queue whose last filter is gone stops indicating (Paused).

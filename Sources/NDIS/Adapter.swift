@@ -73,6 +73,14 @@ public final class Adapter: NetBufferListReturnTarget {
     /// Software-only queues the framework offers beyond the hardware's.
     public static let softwareQueueLimit = 16
     var rssEnabled = false
+    /// OID_GEN_CURRENT_PACKET_FILTER set without a binding (bindings that set none follow it).
+    var adapterPacketFilter: PacketFilter?
+    /// What the miniport was last given: the union of the filters in effect.
+    var hardwarePacketFilter: PacketFilter?
+    /// OID_802_3_MULTICAST_LIST.
+    var multicastList: [MACAddress] = []
+    /// The per-frame packet filter check's tables (PacketFiltering.swift).
+    let packetFilterTable = PacketFilterTable()
     var pendingFree: ReceiveQueueID? { didSet { refreshFastPath() } }
     var requestInProgress = false
     let requestLock = Mutex(())
@@ -137,6 +145,7 @@ public final class Adapter: NetBufferListReturnTarget {
         indicatedByQueue.deallocate()
         fast.deinitialize(count: 1)
         fast.deallocate()
+        packetFilterTable.release()
         copyBuffers?.deallocate()
     }
 
@@ -157,6 +166,7 @@ public final class Adapter: NetBufferListReturnTarget {
             throw error
         }
         makeCopyPool()
+        refreshPacketFilterTable()
         // The link as it is now; afterwards the miniport indicates every change.
         // A miniport that cannot say is taken as up.
         if case let .linkState(l)? = try? miniport.handleRequest(.queryLinkState) { linkState = l } else { linkState = LinkState(up: true) }
@@ -221,6 +231,10 @@ public final class Adapter: NetBufferListReturnTarget {
         queues.removeAll()
         filters.removeAll()
         softwareFilters.removeAll()
+        adapterPacketFilter = nil
+        hardwarePacketFilter = nil
+        multicastList.removeAll()
+        fast.pointee.packetFiltering = false
         vcs.removeAll()
         vcForQueue.removeAll()
         bindings.removeAll()
@@ -367,6 +381,9 @@ struct AdapterFastPath {
     /// The link is down (see `Adapter.linkState`): sends complete with MEDIA_DISCONNECTED.
     var linkDown = true
     var sendsWhileLinkDown: UInt64 = 0
+    /// Some open binding has a packet filter that is not promiscuous: frames are checked per binding.
+    var packetFiltering = false
+    var packetFilterRejects: UInt64 = 0
     /// Indications while Initializing or Paused (see `Adapter.indicationsWhilePaused`).
     var indicationsWhilePaused: UInt64 = 0
     /// A pause or a queue free waits for returns to reach zero.

@@ -55,6 +55,10 @@ public final class Binding: SendCompletionTarget {
         set { openFlag.pointee = newValue }
     }
     let openFlag: UnsafeMutablePointer<Bool>
+    /// The packet filter this binding set (nil: none; see PacketFiltering.swift).
+    var ownPacketFilter: PacketFilter?
+    /// The filter in effect, raw, for the datapath (`PacketFilterTable.unfiltered`: every frame).
+    let packetFilterCell: UnsafeMutablePointer<UInt32>
     var sendPools: [SendPool] = [] {
         didSet { soleSendPool = sendPools.count == 1 ? Unmanaged.passUnretained(sendPools[0].pool) : nil }
     }
@@ -71,6 +75,8 @@ public final class Binding: SendCompletionTarget {
         openFlag.initialize(to: true)
         soleSendPoolCell = .allocate(capacity: 1)
         soleSendPoolCell.initialize(to: nil)
+        packetFilterCell = .allocate(capacity: 1)
+        packetFilterCell.initialize(to: PacketFilterTable.unfiltered)
         self.protocolDriver = protocolDriver
         self.frameTypes = frameTypes
         self.isMonitor = isMonitor
@@ -79,6 +85,7 @@ public final class Binding: SendCompletionTarget {
     deinit {
         openFlag.deallocate()
         soleSendPoolCell.deallocate()
+        packetFilterCell.deallocate()
     }
 
     func register() { sourceHandle = NDIS.registerSource(returns: nil, sends: self) }
@@ -182,6 +189,8 @@ public final class Binding: SendCompletionTarget {
         sendPools.removeAll()
         adapter.bindings.removeAll { $0 === self }
         NDIS.unregisterSource(sourceHandle)
+        // Its packet filter no longer counts in the union the hardware runs.
+        if adapter.state != .halting { try? adapter.applyPacketFilters(force: false) }
     }
 
     func closeForHalt() { close() }
@@ -200,6 +209,7 @@ extension Adapter {
         let b = Binding(adapter: self, protocolDriver: protocolDriver, frameTypes: frameTypes, isMonitor: monitor)
         b.register()
         bindings.append(b)
+        try? applyPacketFilters(force: false)
         protocolDriver.bindingOpened(b)
         return b
     }

@@ -14,7 +14,11 @@ struct Capture: ParsableCommand {
         by its filters ("default", "mac 52:54:00:aa:00:01", "vlan 100"), nanosecond timestamps, and \
         every frame exactly as on the wire (a VLAN tag the hardware stripped is put back; no FCS). \
         With --count N the file holds exactly N frames in total. A FILE ending in .pcap is written \
-        as classic pcap (no queues). Ctrl-C stops, frees the queues and prints the counts.
+        as classic pcap (no queues). Ctrl-C stops, frees the queues and prints the counts. \
+        The capture is promiscuous (every frame on the wire, as tcpdump); --no-promiscuous keeps \
+        only frames for the NIC's address and the --mac queues' addresses, broadcast and multicast. \
+        Receive starts only once the queues and filters are set, so a busy wire puts no early \
+        frame on the wrong queue.
         With --model, a mixed frame pattern for the filters is driven through the model's wire.
         """)
 
@@ -27,6 +31,9 @@ struct Capture: ParsableCommand {
     @Option(name: .customLong("vlan"), parsing: .unconditionalSingleValue,
             help: ArgumentHelp("A queue for frames of this VLAN id, 1-4094 (repeatable).", valueName: "id"))
     var vlans: [String] = []
+
+    @Flag(name: .customLong("no-promiscuous"), help: "Capture only frames for this NIC (its address and the --mac queues' addresses), broadcast and multicast; without it the capture is promiscuous, as tcpdump is.")
+    var noPromiscuous = false
 
     @Option(parsing: .unconditional, help: "Stop after exactly N frames in total across all queues.")
     var count: Int?
@@ -44,6 +51,11 @@ struct Capture: ParsableCommand {
     @OptionGroup var ready: ReadyOption
 
     @OptionGroup var running: RunOptions
+
+    /// Every frame on the wire.
+    static let promiscuousFilter: PacketFilter = [.directed, .multicast, .allMulticast, .broadcast, .promiscuous]
+    /// Frames for this NIC and its queues' addresses, broadcast, every multicast group.
+    static let nonPromiscuousFilter: PacketFilter = [.directed, .multicast, .allMulticast, .broadcast]
 
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
@@ -71,7 +83,8 @@ struct Capture: ParsableCommand {
         do {
             binding = try opened.adapter.openBinding(capture)
             traffic?.busyWire()
-            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
+            // OID_GEN_CURRENT_PACKET_FILTER: promiscuous unless --no-promiscuous, as tcpdump is.
+            _ = try binding.request(.setPacketFilter(noPromiscuous ? Capture.nonPromiscuousFilter : Capture.promiscuousFilter))
             queues = try QueueSet.allocate(specs, on: binding, buffers: 256)
         } catch {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)

@@ -51,7 +51,8 @@ struct Demo: ParsableCommand {
         let queues: QueueSet
         do {
             let binding = try opened.adapter.openBinding(counter)
-            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
+            // Promiscuous, as capture is: the default queue shows the unicast no filter takes.
+            _ = try binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast, .promiscuous]))
             queues = try QueueSet.allocate(Demo.filters, on: binding, buffers: 256)
         } catch {
             throw CLIError.adapter("allocating the demo queues", error)

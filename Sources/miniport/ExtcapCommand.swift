@@ -221,7 +221,8 @@ struct Extcap: ParsableCommand {
         do {
             let binding = try opened.adapter.openBinding(capture)
             mix?.busyWire()
-            _ = try? binding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast]))
+            // Promiscuous, as `capture` (and Wireshark by default) is.
+            _ = try? binding.request(.setPacketFilter(Capture.promiscuousFilter))
             queues = try QueueSet.allocate(specs, on: binding, buffers: 256, lookahead: lookahead > 0 ? lookahead : nil)
         } catch {
             throw CLIError.adapter("setting up the capture queues on \(opened.address)", error)

@@ -66,7 +66,7 @@ struct Forward: ParsableCommand {
         let forwarder = Forwarder(mode: zeroCopy ? .zeroCopy : .copy, sendPoolSize: 256)
         do {
             let inBinding = try input.adapter.openBinding(forwarder)
-            _ = try? inBinding.request(.setPacketFilter([.directed, .multicast, .broadcast, .promiscuous]))
+            _ = try inBinding.request(.setPacketFilter([.directed, .multicast, .allMulticast, .broadcast, .promiscuous]))
             forwarder.attachInput(inBinding)
             try forwarder.attachOutput(try output.adapter.openBinding(forwarder))
         } catch {

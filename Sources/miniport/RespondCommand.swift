@@ -52,7 +52,9 @@ struct Respond: ParsableCommand {
             // Every frame type: the responder counts what it does not answer (IPv6, LLDP, …) as
             // ignored; a binding filtered to ARP and IPv4 would leave them to the framework, which
             // counts frames no binding wants as drops, and a busy LAN would read as a lossy NIC.
-            _ = try opened.adapter.openBinding(responder)
+            let binding = try opened.adapter.openBinding(responder)
+            // ARP requests are broadcast, pings directed: nothing else is asked of the NIC.
+            _ = try binding.request(.setPacketFilter([.directed, .broadcast]))
         } catch {
             throw CLIError.adapter("opening a binding on \(opened.address)", error)
         }

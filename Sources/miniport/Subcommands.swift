@@ -8,6 +8,7 @@ enum MiniportSubcommands {
         Info.self,
         Capture.self,
         Respond.self,
+        Stack.self,
         Forward.self,
         Pktgen.self,
         Extcap.self,

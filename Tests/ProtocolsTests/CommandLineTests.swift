@@ -108,6 +108,25 @@ import Testing
         #expect(json["drops"] as? Int == 0, "frames offered while Paused are not drops: \(r.stdout)")
     }
 
+    @Test func captureIsPromiscuousByDefaultAndNoPromiscuousKeepsOnlyFramesForTheNIC() throws {
+        let stranger: [UInt8] = [0x52, 0x54, 0x00, 0xcc, 0x00, 0x99]
+        let macA: [UInt8] = [0x52, 0x54, 0x00, 0xaa, 0x00, 0x01]
+        for promiscuous in [true, false] {
+            let path = temporaryPath(promiscuous ? "promisc.pcapng" : "nopromisc.pcapng")
+            let r = try miniport(["capture", "--model", "--mac", "52:54:00:aa:00:01", "--count", "40", "--write", path]
+                                 + (promiscuous ? [] : ["--no-promiscuous"]))
+            #expect(r.status == 0, "\(r.stderr)")
+            let file = try PcapFile(path: path)
+            #expect(file.packets.count == 40)
+            let destinations = file.packets.map { Array($0.data.prefix(6)) }
+            // Unicast for another station: only a promiscuous capture has it.
+            #expect(destinations.contains(stranger) == promiscuous, "promiscuous \(promiscuous)")
+            #expect(destinations.contains(macA))
+            #expect(destinations.contains { $0.allSatisfy { $0 == 0xff } })
+            #expect(destinations.contains { $0[0] & 1 == 1 && $0[0] != 0xff })
+        }
+    }
+
     @Test func respondAnswersTheModelPeer() throws {
         let r = try miniport(["respond", "--model", "--ip", "10.0.0.1", "--count", "4", "--json"])
         #expect(r.status == 0, "\(r.stderr)")

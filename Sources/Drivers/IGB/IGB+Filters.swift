@@ -70,13 +70,22 @@ extension IGBMiniport {
     /// per-pool offloads (VMOLR), pool 0 enabled for receive and transmit (VFRE, VFTE).
     func configureVMDqPools() {
         regs.write32(IGBReg.MRQC, MRQC.MODE_VMDQ)
-        regs.write32(IGBReg.VT_CTL, 0 << VT_CTL.DEF_PL_SHIFT)
+        regs.write32(IGBReg.VT_CTL, poolControl())
         // No loopback between pools: every transmitted frame goes to the wire.
         regs.write32(IGBReg.DTXSWC, 0)
         writeReceiveAddress(0, permanentAddress, pools: 1)
         for pool in 0..<Self.vmdqPools { regs.write32(IGBReg.VMOLR(pool), poolOffload(pool)) }
         regs.write32(IGBReg.VFRE, 1)
         regs.write32(IGBReg.VFTE, 1)
+    }
+
+    /// VT_CTL: default pool 0. Unicast that no pool claims reaches it only with a promiscuous packet
+    /// filter (or before any filter is set); otherwise the default pool is disabled and such frames
+    /// are dropped in hardware (§8.10.? VT_CTL.DIS_DEF_POOL, which QEMU honours too).
+    func poolControl() -> UInt32 {
+        var v: UInt32 = 0 << VT_CTL.DEF_PL_SHIFT
+        if packetFilterSet && !packetFilter.contains(.promiscuous) { v |= VT_CTL.DIS_DEF_POOL }
+        return v
     }
 
     /// VMOLR for a pool: VLAN stripping, long packets, and which frames beyond its filters it takes.
@@ -86,19 +95,22 @@ extension IGBMiniport {
         if configuration.maxFrameSize > 1518 {
             v |= VMOLR.LPE | (UInt32(configuration.maxFrameSize + 4) & VMOLR.RLPML_MASK)
         }
+        let promiscuous = packetFilter.contains(.promiscuous)
+        let broadcast = packetFilter.contains(.broadcast) || promiscuous
+        let multicast = !packetFilter.isDisjoint(with: [.multicast, .allMulticast, .promiscuous])
         if pool == 0 {
             v |= VMOLR.AUPE
-            let promiscuous = packetFilter.contains(.promiscuous)
-            if packetFilter.contains(.broadcast) || promiscuous { v |= VMOLR.BAM }
-            if !packetFilter.isDisjoint(with: [.multicast, .allMulticast, .promiscuous]) { v |= VMOLR.ROMPE }
+            if broadcast { v |= VMOLR.BAM }
+            if multicast { v |= VMOLR.ROMPE }
             if packetFilter.contains(.allMulticast) || promiscuous { v |= VMOLR.MPME }
             return v
         }
         let filters = hardwareFilters.values.filter { $0.pool == pool }
         guard !filters.isEmpty else { return v }
         if !filters.contains(where: { $0.vlan != nil }) { v |= VMOLR.AUPE }
-        if configuration.queuesAcceptBroadcast { v |= VMOLR.BAM }
-        if configuration.queuesAcceptMulticast { v |= VMOLR.ROMPE }
+        // A VMQ queue takes broadcast and the multicast list only if the packet filter asks for them.
+        if configuration.queuesAcceptBroadcast && broadcast { v |= VMOLR.BAM }
+        if configuration.queuesAcceptMulticast && multicast { v |= VMOLR.ROMPE }
         return v
     }
 
@@ -327,7 +339,11 @@ extension IGBMiniport {
     /// OID_GEN_CURRENT_PACKET_FILTER: default pool acceptance (VMOLR0), RCTL, and the MTA.
     func setPacketFilter(_ filter: PacketFilter) throws {
         packetFilter = filter
-        regs.write32(IGBReg.VMOLR(0), poolOffload(0))
+        packetFilterSet = true
+        regs.write32(IGBReg.VT_CTL, poolControl())
+        for pool in 0..<Self.vmdqPools where pool == 0 || vmqQueues.values.contains(where: { $0.pool == pool }) {
+            regs.write32(IGBReg.VMOLR(pool), poolOffload(pool))
+        }
         regs.write32(IGBReg.RCTL, receiveControl(enable: running))
         writeMulticastTable()
     }

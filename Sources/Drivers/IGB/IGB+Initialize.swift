@@ -151,14 +151,22 @@ extension IGBMiniport {
         try setUpTransmitRing()
     }
 
-    /// RCTL for the current packet filter.
+    /// RCTL for the current packet filter (§8.10.1). In VMDq mode the pools' VMOLR bits and the
+    /// default pool decide acceptance: RCTL.UPE/MPE would copy every unmatched frame to every pool
+    /// (the datasheet) or be ignored (QEMU), so they are set only in RSS mode; RCTL.BAM follows the
+    /// broadcast bit in both.
     func receiveControl(enable: Bool) -> UInt32 {
-        var rctl = RCTL.SECRC | RCTL.BAM
+        var rctl = RCTL.SECRC
         if enable { rctl |= RCTL.EN }
         // Without LPE the limit is 1518 bytes (tagged, no FCS); RLPML then bounds long packets.
         if configuration.maxFrameSize > 1518 { rctl |= RCTL.LPE }
-        if packetFilter.contains(.promiscuous) { rctl |= RCTL.UPE | RCTL.MPE }
-        if packetFilter.contains(.allMulticast) { rctl |= RCTL.MPE }
+        let f = packetFilter
+        let promiscuous = packetFilterSet && f.contains(.promiscuous)
+        if !packetFilterSet || f.contains(.broadcast) || promiscuous { rctl |= RCTL.BAM }
+        if rssQueueCount > 0 {
+            if promiscuous { rctl |= RCTL.UPE | RCTL.MPE }
+            if packetFilterSet && f.contains(.allMulticast) { rctl |= RCTL.MPE }
+        }
         if vlanFilteringNeeded { rctl |= RCTL.VFE }
         return rctl
     }
@@ -257,5 +265,8 @@ extension IGBMiniport {
         vlvfShadow = [UInt32](repeating: 0, count: 32)
         rssQueueCount = 0
         rssParameters = nil
+        packetFilter = [.directed, .broadcast, .multicast]
+        packetFilterSet = false
+        multicastList = []
     }
 }

@@ -100,7 +100,11 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
     /// Values last written to RAR 1–23 / VLVF 0–31, to write only what changes.
     var rarShadow = [UInt64](repeating: 0, count: 24)
     var vlvfShadow = [UInt32](repeating: 0, count: 32)
+    /// OID_GEN_CURRENT_PACKET_FILTER as the framework last set it (the union of the bindings'
+    /// filters); until then `packetFilterSet` is false and the NIC takes directed, broadcast and
+    /// multicast-list frames, with unmatched unicast on the default pool (VT_CTL default pool).
     var packetFilter: PacketFilter = [.directed, .broadcast, .multicast]
+    var packetFilterSet = false
     var multicastList: [MACAddress] = []
     /// RSS: hardware queues in use (0: RSS off, VMDq mode).
     var rssQueueCount = 0

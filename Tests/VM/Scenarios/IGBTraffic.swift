@@ -123,7 +123,8 @@ struct IGBTraffic: ParsableCommand {
     private func traffic<F: PCIFunction>(_ function: F, _ result: inout TrafficResult, start: ContinuousClock.Instant,
                                          feed: ((Adapter) -> Void)? = nil) throws {
         let t0 = ContinuousClock.now
-        let (adapter, miniport) = try IGBMiniport.makeAdapterWithMiniport(function: function, configuration: configuration())
+        // NDIS's order: Paused until the binding, queues and filters are set, then restart.
+        let (adapter, miniport) = try IGBMiniport.makeAdapterWithMiniport(function: function, configuration: configuration(), start: false)
         result.bringUpMilliseconds = FrameRecorder.milliseconds(ContinuousClock.now - t0)
         result.mac = miniport.permanentAddress.description
         result.eepromAutoReadDone = miniport.eepromAutoReadDone
@@ -158,6 +159,7 @@ struct IGBTraffic: ParsableCommand {
                                            vector: miniport.interruptVector(for: id)))
         }
         result.usesInterrupts = miniport.usesInterrupts
+        try adapter.restart()
         try Data().write(to: URL(fileURLWithPath: out).appendingPathComponent("ready"))
         if let feed {
             feed(adapter)

@@ -11,6 +11,7 @@ struct VMScenarios: ParsableCommand {
             IGBTraffic.self,
             IGBTransmit.self,
             IGBPair.self,
+            IGBPacketFilter.self,
         ]
     )
 }
