@@ -32,8 +32,12 @@ st=$?
 echo "--- tshark -i $iface exited $st"; cat "$out/tshark-i.err"
 [ "$st" -eq 0 ] || exit 1
 grep -q "Capturing on 'Miniport $dev " "$out/tshark-i.err" || { echo "tshark did not capture on the Miniport interface"; exit 1; }
-# The extcap must have let the NIC go (queues freed, adapter halted, device closed): info opens it.
-"$bin" info --device "$dev" --json > "$out/info.json" 2> "$out/info.err"
+# The host stops sending now. The extcap must have let the NIC go (queues freed, adapter halted,
+# device closed): a capture opens it again, and takes what is still queued in QEMU's socket, so the
+# next scenario's NIC starts on a quiet wire.
+touch "$out/captured"
+sleep 1
+"$bin" capture --device "$dev" --seconds 3 --write "$out/drain.pcapng" --json > "$out/drain.json" 2> "$out/drain.err"
 st=$?
-echo "--- miniport info after the capture exited $st"; cat "$out/info.err"
+echo "--- drain capture after the extcap exited $st"; cat "$out/drain.err"; cat "$out/drain.json"
 [ "$st" -eq 0 ] || exit 1

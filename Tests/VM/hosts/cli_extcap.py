@@ -5,7 +5,8 @@ then runs
     tshark -i miniport-<dev> -o extcap.<iface>.mac:52:54:00:aa:00:01 -c COUNT -w x.pcapng
 (one VMQ queue for MAC A besides the default queue). The host sends numbered frames, alternately
 to MAC A and to the NIC's own address, until the guest command exits: the wire is busy however
-long the extcap takes to bring the NIC up. Then it checks x.pcapng with tshark and with our own
+long the extcap takes to bring the NIC up, and stops when tshark is done (`captured`; the guest then
+drains the NIC with a short capture, which also shows the extcap released it). Then it checks x.pcapng with tshark and with our own
 pcapng reader: exactly COUNT frames; IDBs rxq0 "default" and rxq1 "mac 52:54:00:aa:00:01", link
 type Ethernet, nanosecond timestamps; every frame is one the host sent, byte for byte, on the queue
 its destination names (MAC A -> rxq1, the NIC -> rxq0); both queues have frames; each queue's
@@ -31,7 +32,8 @@ def run(ctx):
     sent = {}
     seq = 0
     deadline = time.monotonic() + 300
-    while not cli_common.exited(ctx) and time.monotonic() < deadline:
+    captured = os.path.join(ctx.out, "captured")
+    while not cli_common.exited(ctx) and not os.path.exists(captured) and time.monotonic() < deadline:
         batch = []
         for _ in range(8):
             dst = MAC_A if seq % 2 == 0 else ctx.guest_mac
