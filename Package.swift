@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "MiniportRegistry", targets: ["MiniportRegistry"]),
         .library(name: "ModelKit", targets: ["ModelKit"]),
         .library(name: "IGBModel", targets: ["IGBModel"]),
+        .library(name: "VirtioNet", targets: ["VirtioNet"]),
+        .library(name: "VirtioNetModel", targets: ["VirtioNetModel"]),
         .library(name: "Protocols", targets: ["Protocols"]),
         // The C API (Docs/C-API.md): libMiniportCAPI.so, installed as lib/libminiport.so with
         // include/miniport/miniport.h and pkg-config's miniport.pc by udev/install.
@@ -47,15 +49,17 @@ let package = Package(
         // ports, frame parsing, checksums, CRC and Toeplitz.
         .target(name: "ModelKit", dependencies: ["DeviceAccess"]),
         .target(name: "IGBModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/IGB"),
+        .target(name: "VirtioNetModel", dependencies: ["DeviceAccess", "ModelKit"], path: "Sources/Models/VirtioNet"),
         // What every miniport builds on (Docs/ARCHITECTURE.md): the family protocol the registry lists, ...
         .target(name: "DriverKit", dependencies: ["NDIS", "DeviceAccess", "CShim"]),
         .target(name: "IGB", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/IGB"),
+        .target(name: "VirtioNet", dependencies: ["NDIS", "DriverKit", "DeviceAccess"], path: "Sources/Drivers/VirtioNet"),
         // The driver registry and adapter opening (device by PCI address or model NIC), shared by
         // the CLI and the C API.
         .target(
             name: "MiniportRegistry",
             dependencies: [
-                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "CShim",
+                "PCI", "VFIO", "NDIS", "DeviceAccess", "DriverKit", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "CShim",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -73,7 +77,7 @@ let package = Package(
         .target(name: "CBenchSupport"),
         .target(
             name: "MiniportBench",
-            dependencies: ["NDIS", "IGB", "IGBModel", "DeviceAccess", "CBenchSupport"]
+            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport"]
         ),
         // `--metrics HOST:PORT` of the long-running commands (Docs/PROTOCOLS.md): adapter and queue
         // counters sampled into swift-metrics, served in the Prometheus text format by a swift-nio
@@ -115,6 +119,9 @@ let package = Package(
         .testTarget(name: "IGBModelTests", dependencies: ["IGBModel", "DeviceAccess"]),
         .testTarget(name: "IGBTests", dependencies: ["IGB", "IGBModel", "NDIS", "DeviceAccess"]),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "NDIS", "IGB", "IGBModel"]),
+        // The conformance suite: every (miniport, model) pair of the registry (Docs/WRITING-A-MINIPORT.md).
+        .testTarget(name: "ConformanceTests", dependencies: ["MiniportRegistry", "NDIS", "Protocols"]),
+        .testTarget(name: "VirtioNetTests", dependencies: ["VirtioNet", "VirtioNetModel", "NDIS", "DeviceAccess", "DriverKit"]),
         .testTarget(name: "MiniportRegistryTests", dependencies: ["MiniportRegistry", "DriverKit", "IGB", "PCI", "NDIS"]),
         .testTarget(name: "MiniportCTests", dependencies: ["MiniportC", "CMiniportHeader", "MiniportRegistry", "NDIS"]),
         .testTarget(name: "MiniportMetricsTests", dependencies: ["MiniportMetrics", "MiniportRegistry", "NDIS", "Protocols"]),

@@ -30,4 +30,32 @@ public struct MMIORegion: RegisterAccess, @unchecked Sendable {
         assert(offset >= 0 && offset + 4 <= length, "register offset out of BAR")
         VolatileMappedRegister<UInt32>(unsafeBitPattern: base &+ UInt(offset)).store(value)
     }
+
+    @inlinable
+    public func read8(_ offset: Int) -> UInt8 {
+        // Safety: as for read32.
+        assert(offset >= 0 && offset + 1 <= length, "register offset out of BAR")
+        return VolatileMappedRegister<UInt8>(unsafeBitPattern: base &+ UInt(offset)).load()
+    }
+
+    @inlinable
+    public func read16(_ offset: Int) -> UInt16 {
+        // Safety: as for read32.
+        assert(offset >= 0 && offset + 2 <= length, "register offset out of BAR")
+        return VolatileMappedRegister<UInt16>(unsafeBitPattern: base &+ UInt(offset)).load()
+    }
+
+    @inlinable
+    public func write8(_ offset: Int, _ value: UInt8) {
+        // Safety: as for read32.
+        assert(offset >= 0 && offset + 1 <= length, "register offset out of BAR")
+        VolatileMappedRegister<UInt8>(unsafeBitPattern: base &+ UInt(offset)).store(value)
+    }
+
+    @inlinable
+    public func write16(_ offset: Int, _ value: UInt16) {
+        // Safety: as for read32.
+        assert(offset >= 0 && offset + 2 <= length, "register offset out of BAR")
+        VolatileMappedRegister<UInt16>(unsafeBitPattern: base &+ UInt(offset)).store(value)
+    }
 }

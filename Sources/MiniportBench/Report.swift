@@ -77,3 +77,20 @@ extension BenchReport {
         return lines.joined(separator: "\n")
     }
 }
+
+extension BenchReport {
+    /// The allocation gate (issue 13): every configuration at batch ≥ `minimumBatch` must show
+    /// 0 mallocs and 0 retains per packet. Returns one line per violation (empty: the gate holds).
+    public func gateViolations(minimumBatch: Int = 8) -> [String] {
+        var lines: [String] = []
+        if !mallocsCounted { lines.append("mallocs were not counted (the malloc interposer is not active): the gate cannot pass") }
+        if !retainsCounted { lines.append("retains were not counted (no retain hooks): the gate cannot pass") }
+        for mode in results.keys.sorted() {
+            for (batch, f) in (results[mode] ?? [:]).sorted(by: { $0.key < $1.key }) where batch >= minimumBatch {
+                if f.mallocsPerPacket > 0 { lines.append("\(mode.rawValue) at batch \(batch): \(Self.number(f.mallocsPerPacket)) mallocs per packet (must be 0)") }
+                if f.retainsPerPacket > 0 { lines.append("\(mode.rawValue) at batch \(batch): \(Self.number(f.retainsPerPacket)) retains per packet (must be 0)") }
+            }
+        }
+        return lines
+    }
+}

@@ -6,6 +6,8 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
     case ndis
     /// The NDIS LoopbackMiniport (a test miniport).
     case loopback
+    /// The virtio-net miniport on the virtio-net model.
+    case virtioNet = "virtio-net"
 
     /// What `miniport bench --model` runs unless told otherwise.
     public static let defaultForModel: BenchSubjectKind = .igb
@@ -15,6 +17,7 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
         case .igb: IGBSubject()
         case .ndis: NDISSubject()
         case .loopback: LoopbackSubject()
+        case .virtioNet: VirtioNetSubject()
         }
     }
 }

@@ -8,6 +8,8 @@ import IGBModel
 import Logging
 import NDIS
 import VFIO
+import VirtioNet
+import VirtioNetModel
 
 /// A model NIC's wire, seen from outside the NIC: put frames on it, take what the NIC sent, and
 /// let the model do its pending work (receive what waits on the wire, transmit what was queued).
@@ -171,7 +173,7 @@ public struct ModelNIC: Sendable {
 
 /// The model NICs of this build, each driven by its family's miniport.
 public enum ModelNICs {
-    public static let all: [ModelNIC] = [igb]
+    public static let all: [ModelNIC] = [igb, virtioNet]
     public static var names: [String] { all.map(\.name) }
     public static func named(_ name: String) -> ModelNIC? { all.first { $0.name == name } }
 
@@ -201,6 +203,38 @@ public enum ModelNICs {
                              dmaDomain: ObjectIdentifier(function.dma), lock: lock, address: name, family: IGBFamily.name,
                              logger: logger, missedOnWire: { UInt64(model.wireCounters.notReceived) })
     }
+}
+
+extension ModelNICs {
+    /// The virtio-net miniport on the virtio-net model (modern transport, split virtqueues, control queue).
+    public static let virtioNet = ModelNIC(name: VirtioNetFamily.name, description: "virtio-net miniport on the virtio-net model") { name, mac, lock, logger throws(OpenError) in
+        var config = VirtioNetModel.Configuration()
+        config.permanentAddress = mac.array
+        let function: VirtioNetModelFunction
+        do { function = try VirtioNetModel.makeFunction(configuration: config) } catch {
+            throw .failed("making the virtio-net model \(name): \(error)")
+        }
+        logger.debug("initializing \(name): virtio-net miniport on the virtio-net model")
+        let adapter: Adapter
+        do throws(NDISError) {
+            adapter = try VirtioNetFamily.makeAdapter(function: function, name: name, context: .model)
+        } catch {
+            throw .adapter("bringing up \(name)", error)
+        }
+        let model = function.model
+        return OpenedAdapter(adapter: adapter, wire: VirtioNetModelWire(model), dma: function.dma,
+                             dmaDomain: ObjectIdentifier(function.dma), lock: lock, address: name, family: VirtioNetFamily.name,
+                             logger: logger, missedOnWire: { UInt64(model.wireCounters.notReceived) })
+    }
+}
+
+/// The virtio-net model's wire.
+final class VirtioNetModelWire: Wire {
+    let model: VirtioNetModel
+    init(_ model: VirtioNetModel) { self.model = model }
+    func inject(_ frame: [UInt8]) { model.inject(frame) }
+    func takeTransmitted() -> [[UInt8]] { model.takeTransmitted() }
+    func step() { model.step() }
 }
 
 /// The 82576 model's wire.

@@ -1,5 +1,6 @@
 import DriverKit
 import IGB
+import VirtioNet
 import PCI
 
 /// Which miniport family drives which PCI id: the one list `miniport list`, the CLI and the C API use.
@@ -8,12 +9,11 @@ import PCI
 /// families of this build. Adding a family is one line here (Docs/WRITING-A-MINIPORT.md).
 public enum MiniportRegistry {
     /// Every miniport family in this build, in lookup order.
-    public static let families: [any MiniportFamily.Type] = [IGBFamily.self]
+    public static let families: [any MiniportFamily.Type] = [IGBFamily.self, VirtioNetFamily.self]
 
     /// Ids on the plan: no miniport yet, listed so `miniport list` can say so.
     public static let planned: [SupportedDevice] = [
         SupportedDevice(vendorID: 0x8086, deviceID: 0x10D3, miniport: "e1000e", model: "82574L", status: .planned),
-        SupportedDevice(vendorID: 0x1AF4, deviceID: 0x1041, miniport: "virtio-net", model: "virtio 1.0 net", status: .planned),
     ]
 
     /// The family that claims `vendorID:deviceID`, nil if none does.

@@ -186,6 +186,7 @@ extension Adapter {
         if !filter.inHardware && !filter.queue.isDefault {
             softwareFilters.append(filter)
             softwareFilters.sort { $0.id < $1.id }
+            miniport.softwareFiltersChanged(softwareFilters)
         }
         // The queue's MACs count as directed there; a software MAC filter widens the hardware's filter.
         try? applyPacketFilters(force: false)
@@ -202,7 +203,10 @@ extension Adapter {
         if !filter.queue.isDefault { try checkOwner(filter.queue, owner) }
         if filter.inHardware { _ = try miniport.handleRequest(.clearFilter(filter)) }
         filters.removeValue(forKey: id.rawValue)
-        softwareFilters.removeAll { $0.id == id }
+        if !filter.inHardware && !filter.queue.isDefault {
+            softwareFilters.removeAll { $0.id == id }
+            miniport.softwareFiltersChanged(softwareFilters)
+        }
         try? applyPacketFilters(force: false)
         if var q = queues[filter.queue.rawValue] {
             q.filters.removeAll { $0 == id }

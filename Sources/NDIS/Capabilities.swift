@@ -86,6 +86,10 @@ public struct MiniportAttributes: Sendable {
     public var supportsRSS: Bool
     public var maxRSSQueues: Int
     public var description: String
+    /// The miniport programs its device's MAC filter with the MACs of the software filters
+    /// (`MiniportDriver.softwareFiltersChanged`), so the framework need not turn promiscuous on
+    /// for them.
+    public var admitsSoftwareFilterMACs = false
 
     public init(permanentAddress: MACAddress, currentAddress: MACAddress, mtu: Int = 1500, maxFrameSize: Int = 1522,
                 dataBackfillSize: Int = 0, linkSpeedBitsPerSecond: UInt64 = 1_000_000_000,

@@ -25,11 +25,16 @@ public protocol MiniportDriver: AnyObject {
     func surpriseRemoved()
     /// Stops and joins the miniport's datapath worker threads (halt calls it first, holding no lane).
     func stopWorkers()
+    /// The receive filters the framework runs in software changed (set or cleared): a miniport
+    /// without hardware queues programs its device's own MAC/VLAN filters from them, so the device
+    /// drops what no queue wants. A control call (requests are serialized).
+    func softwareFiltersChanged(_ filters: [ReceiveFilter])
 }
 
 extension MiniportDriver {
     public func surpriseRemoved() {}
     public func stopWorkers() {}
+    public func softwareFiltersChanged(_ filters: [ReceiveFilter]) {}
 }
 
 /// What a miniport calls into NDIS with (the NdisMiniportHandle).

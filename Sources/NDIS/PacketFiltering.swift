@@ -138,7 +138,10 @@ extension Adapter {
         fast.pointee.packetFiltering = filtering
         guard anySet else { return }
         // A software filter that steers by destination MAC needs those frames let in by the hardware.
-        if softwareFilters.contains(where: { $0.parameters.tests.contains { $0.field == .macDestination } }) {
+        // (Unless the miniport lets them in itself: it programs its device's MAC table from
+        // `softwareFiltersChanged`, as virtio-net does.)
+        if !(attributes?.admitsSoftwareFilterMACs ?? false),
+           softwareFilters.contains(where: { $0.parameters.tests.contains { $0.field == .macDestination } }) {
             union.insert(.promiscuous)
         }
         guard force || union != hardwarePacketFilter else { return }

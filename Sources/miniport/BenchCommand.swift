@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Foundation
 import MiniportBench
 
@@ -27,6 +28,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "What runs on --model: \(BenchSubjectKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var subject: String = BenchSubjectKind.defaultForModel.rawValue
+
+    @Flag(help: ArgumentHelp("Fail the gate on purpose (tests of the gate): count one malloc per packet.", visibility: .hidden))
+    var breakGate = false
 
     @Flag(help: "Print JSON: {mode: {batch: {packetsPerSecond, cyclesPerPacket, mallocsPerPacket, retainsPerPacket, instructionsPerPacket…}}}.")
     var json = false
@@ -95,7 +99,8 @@ struct BenchCommand: ParsableCommand {
         let progress: (String) -> Void = { line in
             FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
         }
-        var report = try BenchSuite.run(kind.make(), settings: settings, progress: progress)
+        let subjectUnderTest: any BenchSubject = breakGate ? AllocatingSubject(kind.make()) : kind.make()
+        var report = try BenchSuite.run(subjectUnderTest, settings: settings, progress: progress)
         if instructions {
             progress("callgrind run (slow; profiles in \(callgrindDir))")
             let profiler = URL(fileURLWithPath: Self.executablePath()).deletingLastPathComponent()
@@ -105,9 +110,45 @@ struct BenchCommand: ParsableCommand {
             BenchSuite.merge(instructions: counts, into: &report)
         }
         print(json ? report.json() : report.table())
+        // The gate: an allocation or a retain per packet at batch >= 8 fails the run.
+        let violations = report.gateViolations(minimumBatch: 8)
+        if !violations.isEmpty {
+            for v in violations { FileHandle.standardError.write(Data("bench: gate failed: \(v)\n".utf8)) }
+            throw ExitCode(1)
+        }
     }
 
     static func executablePath() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }
+
+/// `--break-gate`: the subject's workload plus one malloc per packet, so the gate can be seen failing.
+final class AllocatingSubject: BenchSubject {
+    let base: any BenchSubject
+    init(_ base: any BenchSubject) { self.base = base }
+    var name: String { base.name }
+    var summary: String { base.summary + " (+1 malloc per packet: --break-gate)" }
+    var hasDevice: Bool { base.hasDevice }
+    func makeWorkload(mode: BenchMode, batch: Int, part: BenchPart) throws(BenchError) -> any BenchWorkload {
+        let w = try base.makeWorkload(mode: mode, batch: batch, part: part)
+        return part == .deviceOnly ? w : AllocatingWorkload(w)
+    }
+}
+
+final class AllocatingWorkload: BenchWorkload {
+    let base: any BenchWorkload
+    init(_ base: any BenchWorkload) { self.base = base }
+    func runBatch() -> Int {
+        let n = base.runBatch()
+        for _ in 0..<n {
+            let p = malloc(64)
+            allocationSink = p   // escapes: the allocation cannot be optimised away
+            free(p)
+        }
+        return n
+    }
+    func finish() throws(BenchError) { try base.finish() }
+}
+
+nonisolated(unsafe) var allocationSink: UnsafeMutableRawPointer?

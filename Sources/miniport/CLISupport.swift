@@ -46,6 +46,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Run on the in-process hardware model instead of a device (no setup, no root).")
     var model = false
 
+    @Option(help: ArgumentHelp("With --model (and demo): which model NIC, each driven by its family's miniport: igb (82576) or virtio-net.",
+                               valueName: "family"))
+    var nic: String = "igb"
+
     @Option(help: ArgumentHelp(
         "With --model: connect the model's wire to this Linux TAP (an existing persistent TAP of that name, or a new one), so the kernel's network stack is the peer.",
         valueName: "ifname"))

@@ -69,7 +69,7 @@ struct Capture: ParsableCommand {
         let report: (String) -> Void = streaming ? { printError($0) } : { print($0) }
         let metrics = try running.startMetrics(command: "capture")
         defer { metrics?.close() }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
+        let opened = try AdapterFactory.open(device: device, model: common.model, nic: common.nic, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         metrics?.watch(opened)

@@ -43,7 +43,7 @@ struct Demo: ParsableCommand {
         let progress = try running.progress("demo", unit: "frames")
         let metrics = try running.startMetrics(command: "demo")
         defer { metrics?.close() }
-        let opened = try AdapterFactory.open(device: nil, model: true, logger: logger)
+        let opened = try AdapterFactory.open(device: nil, model: true, nic: common.nic, logger: logger)
         defer { opened.close() }
         Stop.installHandlers()
         metrics?.watch(opened)

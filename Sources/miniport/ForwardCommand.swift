@@ -51,9 +51,9 @@ struct Forward: ParsableCommand {
         }
         let metrics = try running.startMetrics(command: "forward")
         defer { metrics?.close() }
-        let input = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
+        let input = try AdapterFactory.open(device: device, model: common.model, nic: common.nic, logger: logger, tap: common.tap)
         defer { input.close() }
-        let output = try AdapterFactory.open(device: to, model: common.model, logger: logger,
+        let output = try AdapterFactory.open(device: to, model: common.model, nic: common.nic, logger: logger,
                                              macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
         defer { output.close() }
         Stop.installHandlers()

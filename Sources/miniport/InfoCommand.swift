@@ -16,7 +16,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let logger = Log.setUp(verbose: common.verbose)
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
+        let opened = try AdapterFactory.open(device: device, model: common.model, nic: common.nic, logger: logger, tap: common.tap)
         defer { opened.close() }
         let a = opened.adapter
         guard let attrs = a.attributes else { throw CLIError.failed("\(opened.address) has no attributes after initialize") }

@@ -58,7 +58,7 @@ struct Pktgen: ParsableCommand {
         do { try c.validate() } catch { throw CLIError.input(error) }
         let metrics = try running.startMetrics(command: "pktgen")
         defer { metrics?.close() }
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
+        let opened = try AdapterFactory.open(device: device, model: common.model, nic: common.nic, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         metrics?.watch(opened)

@@ -43,7 +43,7 @@ struct Respond: ParsableCommand {
         let metrics = try running.startMetrics(command: "respond")
         defer { metrics?.close() }
         try checkAddresses(device)
-        let opened = try AdapterFactory.open(device: device, model: common.model, logger: logger, tap: common.tap)
+        let opened = try AdapterFactory.open(device: device, model: common.model, nic: common.nic, logger: logger, tap: common.tap)
         defer { opened.close() }
         Stop.installHandlers()
         metrics?.watch(opened)

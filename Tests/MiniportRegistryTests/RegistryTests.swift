@@ -66,3 +66,29 @@ struct RegistryTests {
         #expect(throws: OpenError.badAddress("zz")) { try AdapterOpener.openDevice("zz", sysfs: root) }
     }
 }
+
+@Suite("MiniportRegistry: virtio-net")
+struct VirtioRegistryTests {
+    @Test func modernVirtioNetIsDrivenAndTheLegacyDeviceIsRefusedWithTheFix() throws {
+        #expect(MiniportRegistry.family(vendorID: 0x1AF4, deviceID: 0x1041)?.name == "virtio-net")
+        #expect(MiniportRegistry.supportTable.entry(vendorID: 0x1AF4, deviceID: 0x1041)?.status == .supported)
+        #expect(MiniportRegistry.family(vendorID: 0x1AF4, deviceID: 0x1000) == nil)
+        let reason = try #require(MiniportRegistry.refusal(vendorID: 0x1AF4, deviceID: 0x1000))
+        #expect(reason.contains("disable-legacy=on"))
+        let root = NSTemporaryDirectory() + "miniport-registry-\(UUID().uuidString)"
+        let dir = root + "/0000:00:07.0"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "0x1af4\n".write(toFile: dir + "/vendor", atomically: true, encoding: .utf8)
+        try "0x1000\n".write(toFile: dir + "/device", atomically: true, encoding: .utf8)
+        #expect(throws: OpenError.refused("0000:00:07.0", reason)) { try AdapterOpener.openDevice("00:07.0", sysfs: root) }
+    }
+
+    @Test func theVirtioNetModelNICOpensThroughItsFamily() throws {
+        let opened = try AdapterOpener.openModel(nic: "virtio-net", name: "registry-virtio")
+        #expect(opened.family == "virtio-net")
+        try opened.start()
+        let (report, left) = opened.close()
+        #expect(report.isClean && left == 0)
+    }
+}
