@@ -41,7 +41,8 @@ import Testing
         #expect(s.first?.1["version"]?.isEmpty == false)
         let values = s.filter { $0.0 == "interface" }.compactMap { $0.1["value"] }
         // 03:00.1 is an 82576 on vfio-pci; 03:00.0 is on igb, 04:00.0 has no driver, 05:00.0 is an e1000e.
-        #expect(values == ["miniport-model", "miniport-0000:03:00.1"])
+        // Every model NIC of the build (the first is miniport-model), then the vfio-bound NICs.
+        #expect(values == ["miniport-model", "miniport-model-virtio-net", "miniport-0000:03:00.1"])
         #expect(s.filter { $0.0 == "interface" }.allSatisfy { $0.1["display"]?.isEmpty == false })
     }
 
