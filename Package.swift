@@ -1,6 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// MINIPORT_FUZZ=1 adds the libFuzzer executable (Tests/Fuzz/run, Docs/TESTBED.md): it has no main
+// of its own (libFuzzer's), so it only links with -sanitize=fuzzer and stays out of normal builds.
+let fuzzBuild = Context.environment["MINIPORT_FUZZ"] == "1"
+
 let package = Package(
     name: "Miniport",
     products: [
@@ -113,6 +117,9 @@ let package = Package(
             ],
             path: "Tests/VM/Scenarios"
         ),
+        // The fuzz targets as a library: the libFuzzer executable and the corpus replay test use it.
+        .target(name: "FuzzTargets", dependencies: ["NDIS", "IGB", "IGBModel", "Protocols", "PCI", "DeviceAccess"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "PCITests", dependencies: ["PCI"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "PCI", "DeviceAccess"]),
         .testTarget(name: "NDISTests", dependencies: ["NDIS", "DeviceAccess"]),
@@ -128,3 +135,8 @@ let package = Package(
         .testTarget(name: "MiniportBenchTests", dependencies: ["MiniportBench", "NDIS", "CBenchSupport"]),
     ]
 )
+
+if fuzzBuild {
+    package.products.append(.executable(name: "miniport-fuzz", targets: ["MiniportFuzz"]))
+    package.targets.append(.executableTarget(name: "MiniportFuzz", dependencies: ["FuzzTargets"]))
+}

@@ -383,6 +383,14 @@ extension Adapter {
             if !copies.isEmpty { _ = pool.free(copies) }
         }
         if chain.isEmpty { return }
+        if _slowPath(fast.pointee.lingering) {
+            // NBLs indicated before a halt: never to the miniport (see `returnLate`).
+            let halted = state == .halted
+            let old = lingering?.source ?? .none
+            let late = chain.removeAll { halted || $0.storage.pointee.source == old }
+            returnLate(late)
+            if chain.isEmpty { return }
+        }
         if _slowPath(fast.pointee.concurrent) {
             // Lanes: the NBLs' own workers account and recycle them.
             pushReturns(chain)
@@ -497,6 +505,13 @@ extension Adapter {
 
     func sendComplete(_ chain: consuming NetBufferListChain) {
         let fp = fast
+        if _slowPath(!fp.pointee.delivering) {
+            // Pausing or halting: sends the miniport gives back with an error were not sent (a
+            // stuck transmit ring's, a backlog's); the halt report names them.
+            var failed = 0
+            chain.forEach { if $0.storage.pointee.status != .success { failed &+= 1 } }
+            sendsNotSentAtTeardown &+= failed
+        }
         let sole = fp.pointee.soleBindingSource
         var allSole = sole != .none
         var p = chain.head

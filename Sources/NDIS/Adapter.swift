@@ -6,19 +6,45 @@ public enum AdapterState: String, Sendable {
     case halted, initializing, paused, restarting, running, pausing, halting
 }
 
-/// What halt found: anything not given back is named here (and freed anyway).
+/// What halt found: anything not given back is named here.
 public struct HaltReport: Sendable, Equatable, CustomStringConvertible {
     /// NBLs still indicated to protocols when halt ran.
     public var outstandingNBLs: Int = 0
     /// Shared memory the miniport did not free (the framework freed it).
     public var sharedMemoryFreedByFramework: Int = 0
+    /// Shared memory blocks under NBLs still indicated: kept mapped until the last of them comes
+    /// back (a late return, counted in `Adapter.lateReturns`), then freed.
+    public var sharedMemoryKeptMapped: Int = 0
     /// NBLs missing from pools at halt.
     public var poolNBLsMissing: Int = 0
-    public var isClean: Bool { outstandingNBLs == 0 && sharedMemoryFreedByFramework == 0 && poolNBLsMissing == 0 }
-    public var description: String {
-        isClean ? "clean halt"
-            : "halt: \(outstandingNBLs) NBL(s) still indicated, \(sharedMemoryFreedByFramework) shared memory block(s) freed by the framework, \(poolNBLsMissing) pool NBL(s) missing"
+    /// Sends completed with an error status during the pause and halt (a stuck transmit ring's
+    /// posted sends, a backlog the ring never took): handed back, not sent.
+    public var sendsNotSent: Int = 0
+    public var isClean: Bool {
+        outstandingNBLs == 0 && sharedMemoryFreedByFramework == 0 && poolNBLsMissing == 0 && sendsNotSent == 0
+            && sharedMemoryKeptMapped == 0
     }
+    public var description: String {
+        if isClean { return "clean halt" }
+        var parts: [String] = []
+        if outstandingNBLs > 0 || sharedMemoryKeptMapped > 0 {
+            parts.append("\(outstandingNBLs) NBL(s) still indicated (their \(sharedMemoryKeptMapped) shared memory block(s) stay mapped until returned)")
+        }
+        if sharedMemoryFreedByFramework > 0 { parts.append("\(sharedMemoryFreedByFramework) shared memory block(s) freed by the framework") }
+        if poolNBLsMissing > 0 { parts.append("\(poolNBLsMissing) pool NBL(s) missing") }
+        if sendsNotSent > 0 { parts.append("\(sendsNotSent) send(s) completed with an error status, not sent") }
+        return "halt: " + parts.joined(separator: ", ")
+    }
+}
+
+/// What a halted adapter still holds for NBLs protocols did not return before halt.
+struct LingeringNBLs {
+    /// The adapter's SourceHandle from before halt, still registered so late returns find it.
+    var source: SourceHandle
+    /// Shared memory under those NBLs: mapped until their last segment is returned.
+    var memory: [UInt32: SharedMemory]
+    /// The adapter keeps itself (its pools, its counts) alive until the last return.
+    var keepAlive: Adapter?
 }
 
 /// A network adapter: one miniport instance on one device, with its queues, filters, shared memory
@@ -113,6 +139,12 @@ public final class Adapter: NetBufferListReturnTarget {
         get { fast.pointee.indicationsWhilePaused }
         set { fast.pointee.indicationsWhilePaused = newValue }
     }
+    /// NBLs returned after halt (late returns): never handed to the halted miniport and their data
+    /// never touched; accounted, given back to their pools, and their shared memory freed with the last.
+    public internal(set) var lateReturns: UInt64 = 0
+    /// Sends completed with an error status while pausing or halting, since the last restart.
+    public internal(set) var sendsNotSentAtTeardown: Int = 0
+    var lingering: LingeringNBLs? { didSet { refreshFastPath() } }
     /// Frames indicated to protocols, per queue id (queues that indicated any).
     public var indicatedFrames: [UInt16: UInt64] {
         var result: [UInt16: UInt64] = [:]
@@ -182,6 +214,7 @@ public final class Adapter: NetBufferListReturnTarget {
         try checkPresent("restart")
         guard state == .paused else { throw .invalidState("\(name) is \(state.rawValue); restart needs a paused adapter") }
         state = .restarting
+        sendsNotSentAtTeardown = 0
         do { try miniport.restart() } catch { state = .paused; throw error }
         state = .running
     }
@@ -222,7 +255,12 @@ public final class Adapter: NetBufferListReturnTarget {
         state = .halting
         for b in bindings { b.closeForHalt() }
         miniport.halt()
-        report.sharedMemoryFreedByFramework = forceFreeAllocations()
+        // Memory under NBLs a protocol still holds is not freed: reading those NBLs stays valid,
+        // and their late return frees it (see `returnLate`).
+        let (freed, kept) = forceFreeAllocations(keepingIndicated: true)
+        report.sharedMemoryFreedByFramework = freed
+        report.sharedMemoryKeptMapped = kept.count
+        report.sendsNotSent = sendsNotSentAtTeardown
         for p in pools where p !== copyPool { report.poolNBLsMissing += p.outstanding }
         if report.outstandingNBLs > 0 {
             // NBLs still held by protocols would be counted missing twice.
@@ -238,10 +276,58 @@ public final class Adapter: NetBufferListReturnTarget {
         vcs.removeAll()
         vcForQueue.removeAll()
         bindings.removeAll()
-        NDIS.unregisterSource(sourceHandle)
+        if totalOutstanding > 0 {
+            // Late returns come back by this SourceHandle (or through a closed binding or a VC):
+            // keep it registered, and keep the adapter, its pools and the memory alive until then.
+            if let previous = lingering {
+                // Halted before with NBLs out, re-initialized, halted again: one lingering record.
+                NDIS.unregisterSource(previous.source)
+                lingering = LingeringNBLs(source: sourceHandle, memory: previous.memory.merging(kept) { a, _ in a }, keepAlive: self)
+            } else {
+                lingering = LingeringNBLs(source: sourceHandle, memory: kept, keepAlive: self)
+            }
+        } else {
+            NDIS.unregisterSource(sourceHandle)
+        }
         sourceHandle = .none
         state = .halted
         return report
+    }
+
+    /// NBLs that come back after halt. They are not handed to the halted miniport and their data
+    /// is not read: each is accounted (its queue, its shared memory, the total), counted in
+    /// `lateReturns`, and goes back to its pool; memory whose last NBL came back is freed, and with
+    /// the last NBL the adapter lets go of its SourceHandle and of itself.
+    func returnLate(_ chain: consuming NetBufferListChain) {
+        let n = chain.count
+        guard n > 0 else { _ = consume chain; return }
+        lateReturns &+= UInt64(n)
+        NDIS.lateReturns.add(n, ordering: .relaxed)
+        var chain = chain
+        var p = chain.head
+        while let nbl = p {
+            p = nbl.pointee.next
+            let q = Int(nbl.pointee.info.receiveQueueID)
+            outstandingByQueue[q] &-= 1
+            Adapter.countSegments(nbl, outstandingByHandle, -1)
+            nbl.pointee.source = .none
+        }
+        totalOutstanding &-= n
+        NDIS.returnToPools(&chain)
+        guard var l = lingering else { return }
+        for (raw, shm) in l.memory where outstandingByHandle[Int(raw)] <= 0 {
+            try? provider.freeSharedMemory(shm.region)
+            l.memory.removeValue(forKey: raw)
+        }
+        if totalOutstanding <= 0 {
+            NDIS.unregisterSource(l.source)
+            let keep = l.keepAlive
+            lingering = nil
+            // The last reference may be this one: release it only once we are done.
+            withExtendedLifetime(keep) {}
+        } else {
+            lingering = l
+        }
     }
 
     /// Surprise removal (NdisDevicePnPEventSurpriseRemoved): new sends and requests fail until halt.
@@ -327,10 +413,25 @@ public final class Adapter: NetBufferListReturnTarget {
 
     /// Frees what is left; returns how many blocks that was.
     func forceFreeAllocations() -> Int {
+        forceFreeAllocations(keepingIndicated: false).freed
+    }
+
+    /// Frees what is left except (with `keepingIndicated`) blocks that NBLs still indicated point
+    /// into: those are returned, still mapped, for the late returns to free.
+    func forceFreeAllocations(keepingIndicated: Bool) -> (freed: Int, kept: [UInt32: SharedMemory]) {
         let left = allocations
-        for (_, shm) in left { try? provider.freeSharedMemory(shm.region) }
+        var kept: [UInt32: SharedMemory] = [:]
+        var freed = 0
+        for (raw, shm) in left {
+            if keepingIndicated && outstandingByHandle[Int(raw)] > 0 {
+                kept[raw] = shm
+                continue
+            }
+            try? provider.freeSharedMemory(shm.region)
+            freed += 1
+        }
         allocations.removeAll()
-        return left.count
+        return (freed, kept)
     }
 
     /// Live shared memory blocks, for tools and leak checks.
@@ -388,6 +489,8 @@ struct AdapterFastPath {
     var indicationsWhilePaused: UInt64 = 0
     /// A pause or a queue free waits for returns to reach zero.
     var watchReturns = false
+    /// NBLs indicated before a halt are still out (`Adapter.lingering`): returns check for them.
+    var lingering = false
     /// Default-queue frames go through software filters first.
     var softwareFiltering = false
     /// Some queue is indicated per virtual connection.
@@ -408,6 +511,7 @@ extension Adapter {
         f.pointee.linkDown = !linkState.up
         f.pointee.watchReturns = state == .pausing || pendingFree != nil
         f.pointee.softwareFiltering = !softwareFilters.isEmpty
+        f.pointee.lingering = lingering != nil
         f.pointee.hasVirtualConnections = !vcForQueue.isEmpty
         if bindings.count == 1, let b = bindings.first, b.isOpen {
             f.pointee.soleBinding = Unmanaged.passUnretained(b)

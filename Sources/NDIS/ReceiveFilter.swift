@@ -9,13 +9,15 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible, Comparabl
         let a = Array(array)
         self.init(a[0], a[1], a[2], a[3], a[4], a[5])
     }
-    /// Parses `52:54:00:aa:00:01` (or with `-`).
+    /// Parses `52:54:00:aa:00:01` (or with `-`): exactly six pairs of hex digits. Empty parts
+    /// (`52::54:…`, a leading or trailing separator) and signs (`+f`) are refused (found by the
+    /// `parsers` fuzz target).
     public init?(_ text: String) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == ":" || $0 == "-" })
         guard parts.count == 6 else { return nil }
         var out: [UInt8] = []
         for p in parts {
-            guard p.count == 2, let v = UInt8(p, radix: 16) else { return nil }
+            guard p.count == 2, p.allSatisfy(\.isHexDigit), let v = UInt8(p, radix: 16) else { return nil }
             out.append(v)
         }
         self.init(bytes: out)

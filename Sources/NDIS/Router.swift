@@ -79,6 +79,9 @@ public enum NDIS {
         }
     }
 
+    /// NBLs returned to adapters after their halt, in all adapters (see `Adapter.lateReturns`).
+    public static let lateReturns = Atomic<Int>(0)
+
     /// NBLs whose pool no longer exists when they came back (a bug in an owner; counted).
     public static let lostNBLs = Atomic<Int>(0)
 

@@ -168,6 +168,20 @@ public final class Forwarder: ProtocolDriver {
         return sent
     }
 
+    /// Stops a forward in the only safe order: the output side first, then the input side.
+    ///
+    /// Zero-copy sends the input's receive buffers themselves, so while the output NIC still holds
+    /// sends the input must not free anything. Stopping (pausing, halting) the output completes or
+    /// cancels every send it holds (a stuck ring's with REQUEST_ABORTED), which returns each
+    /// borrowed NBL to the input; only then is the input stopped, with nothing of its memory left
+    /// in the output's hands.
+    /// - Returns: what each stop returned.
+    public static func stop<Output, Input>(output stopOutput: () -> Output, input stopInput: () -> Input) -> (output: Output, input: Input) {
+        let o = stopOutput()
+        let i = stopInput()
+        return (o, i)
+    }
+
     public func sendNetBufferListsComplete(_ chain: consuming NetBufferListChain, binding: Binding) {
         var chain = chain
         var ok: UInt64 = 0, failed: UInt64 = 0

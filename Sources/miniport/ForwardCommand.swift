@@ -55,6 +55,7 @@ struct Forward: ParsableCommand {
         defer { input.close() }
         let output = try AdapterFactory.open(device: to, model: common.model, nic: common.nic, logger: logger,
                                              macAddress: MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x57), modelName: "model1")
+        // (Defers run last-first: on an early exit the output closes before the input, too.)
         defer { output.close() }
         Stop.installHandlers()
         metrics?.watch(input)
@@ -115,8 +116,9 @@ struct Forward: ParsableCommand {
         }
         let drops = input.drops + forwarder.drops
         metrics?.finish()
-        let (h1, m1) = input.close()
-        let (h2, m2) = output.close()
+        // The output first: it completes or cancels its sends, which hands every zero-copy buffer
+        // back to the input before the input frees anything (Forwarder.stop).
+        let ((h2, m2), (h1, m1)) = Forwarder.stop(output: { output.close() }, input: { input.close() })
         if common.json {
             print("{\"mode\": \"\(forwarder.mode.rawValue)\", \"forwarded\": \(forwarder.forwarded), \"bytes\": \(forwarder.forwardedBytes), \"completed\": \(forwarder.completed), \"sendErrors\": \(forwarder.sendErrors), \"drops\": \(drops)\(output.wire != nil ? ", \"arrived\": \(arrived)" : "")}")
         } else {

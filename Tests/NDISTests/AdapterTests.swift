@@ -74,16 +74,24 @@ struct AdapterLifecycleTests {
         #expect(rig.adapter.state == .paused)
     }
 
-    @Test func haltReportsNBLsStillHeldAndFreesEverything() throws {
+    @Test func haltReportsNBLsStillHeldKeepsTheirMemoryUntilTheLateReturnAndCountsIt() throws {
         let rig = try Rig()
         rig.recorder.hold = true
-        rig.run([frame(to: macA)])
+        let f = frame(to: macA)
+        rig.run([f])
         let report = rig.adapter.halt()
         #expect(report.outstandingNBLs == 1)
+        #expect(report.sharedMemoryKeptMapped == 1)
         #expect(!report.isClean)
+        #expect(rig.provider.liveRegionCount == 1, "the block under the held NBL stays mapped")
+        var bytes: [[UInt8]] = []
+        rig.recorder.held.forEach { bytes.append($0.dataBytes()) }
+        #expect(bytes == [f], "a held NBL reads its frame after halt")
+        // The late return: counted, not handed to the halted miniport, and it frees the block.
+        rig.recorder.returnHeld()
+        #expect(rig.adapter.lateReturns == 1)
+        #expect(rig.adapter.outstandingNetBufferLists == 0)
         #expect(rig.provider.liveRegionCount == 0)
-        // The held chain's NBLs belong to a pool that is now idle; give them back so the test ends cleanly.
-        _ = rig.recorder.held.removeAll { _ in true }.takeAllForTesting()
     }
 
     @Test func surpriseRemovalFailsSendsAndRequestsUntilHalt() throws {

@@ -15,6 +15,8 @@ public struct IGBTransmitCounters: Sendable, Equatable {
     public var bounced: UInt64 = 0
     /// Context descriptors written (offload settings changed).
     public var contextDescriptors: UInt64 = 0
+    /// Posted sends a stuck ring still held when pause ran: completed with REQUEST_ABORTED.
+    public var abortedAtPause: UInt64 = 0
 }
 
 /// The transmit ring of queue 0.
@@ -127,6 +129,12 @@ extension IGBMiniport {
             tx.releaseTables()
             throw error
         }
+        try programTransmitQueue()
+    }
+
+    /// §4.5.10: ring base and length, head and tail 0, TXDCTL.ENABLE (and wait for it).
+    func programTransmitQueue() throws {
+        let count = tx.count
         regs.write32(IGBReg.TXDCTL(0), 0)
         regs.write32(IGBReg.TDBAL(0), UInt32(truncatingIfNeeded: tx.descriptorIOVA))
         regs.write32(IGBReg.TDBAH(0), UInt32(truncatingIfNeeded: tx.descriptorIOVA >> 32))
@@ -510,6 +518,23 @@ extension IGBMiniport {
             reapTransmit()
             return tx.recordCount == 0
         }
+    }
+
+    /// Pause with sends still posted after the drain (a stuck ring): NDIS completes every send
+    /// before pause completes, so the queue is disabled first (TXDCTL.ENABLE cleared and read back
+    /// 0: the device fetches no more descriptors or buffers), the posted sends complete with
+    /// NDIS_STATUS_REQUEST_ABORTED, and the empty ring is programmed again for the next restart.
+    func abortStuckTransmit() {
+        guard !txInFlight.isEmpty || tx.recordCount > 0, tx.descriptors != nil else { return }
+        regs.write32(IGBReg.TXDCTL(0), 0)
+        _ = try? waitUntil(timeout: .milliseconds(10)) { () throws(IGBError) -> Bool in
+            try readChecked(IGBReg.TXDCTL(0), "TXDCTL0") & XDCTL.ENABLE == 0
+        }
+        tx.counters.abortedAtPause &+= UInt64(txInFlight.count)
+        abortInFlight(status: .requestAborted)
+        // Safety: the ring block is `count * 16` bytes; the device no longer reads it.
+        tx.descriptors!.initializeMemory(as: UInt8.self, repeating: 0, count: tx.count * AdvancedTxData.size)
+        try? programTransmitQueue()
     }
 
     /// Completes every NBL still waiting for descriptors with `status`.

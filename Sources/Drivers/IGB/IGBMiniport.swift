@@ -183,6 +183,8 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
         // NDIS: pending sends complete before pause completes.
         abortBacklog(status: .paused)
         drainTransmit(timeout: .milliseconds(100))
+        // Still posted after the drain: the ring is stuck; complete them with a status.
+        abortStuckTransmit()
     }
 
     public func halt() {

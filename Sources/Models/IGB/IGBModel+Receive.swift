@@ -504,12 +504,21 @@ extension IGBModel {
                     dword0 |= hdrInfo << 16
                 }
                 if first && hbo { status |= RxStatus.HBO }
-                let dword3 = (lengthField & 0xFFFF) | UInt32(eop ? vlan ?? 0 : 0) << 16
-                w.storeBytes(of: dword0.littleEndian, toByteOffset: 0, as: UInt32.self)
-                w.storeBytes(of: (eop ? meta.hiDword : 0).littleEndian, toByteOffset: 4, as: UInt32.self)
-                w.storeBytes(of: dword3.littleEndian, toByteOffset: 12, as: UInt32.self)
+                var fields = RxWriteBackFields(queue: q, first: first, endOfPacket: eop, dword0: dword0,
+                                               hiDword: eop ? meta.hiDword : 0, statusError: status,
+                                               lengthVLAN: (lengthField & 0xFFFF) | UInt32(eop ? vlan ?? 0 : 0) << 16)
+                if _slowPath(writeBackTamper != nil) { writeBackTamper!(&fields) }
+                w.storeBytes(of: fields.dword0.littleEndian, toByteOffset: 0, as: UInt32.self)
+                w.storeBytes(of: fields.hiDword.littleEndian, toByteOffset: 4, as: UInt32.self)
+                w.storeBytes(of: fields.lengthVLAN.littleEndian, toByteOffset: 12, as: UInt32.self)
                 atomicFenceRelease()   // DD last: the driver may poll concurrently in free-running mode
-                w.storeBytes(of: status.littleEndian, toByteOffset: 8, as: UInt32.self)
+                w.storeBytes(of: fields.statusError.littleEndian, toByteOffset: 8, as: UInt32.self)
+                if _slowPath(fields.headAdvance != 1) {
+                    setReg(Reg.rxq(q, Reg.RDH), UInt32((head + max(0, fields.headAdvance)) % count))
+                    first = false
+                    if eop { break }
+                    continue
+                }
             }
             setReg(Reg.rxq(q, Reg.RDH), UInt32((head + 1) % count))
             first = false
@@ -556,6 +565,28 @@ extension IGBModel {
         count64(Reg.GORCL, Int(delivered) * (length + 4))
         if delivered > 0 { queueInterrupt(rx: true, queue: q) }
     }
+}
+
+/// One advanced receive write-back (§7.1.5.2) as the model is about to store it; a tamper hook
+/// (`IGBModel.tamperWithReceiveWriteBacks`) may change any field.
+public struct RxWriteBackFields: Sendable {
+    /// The hardware queue.
+    public let queue: Int
+    /// The frame's first descriptor (the one that carries the header-split fields).
+    public let first: Bool
+    /// The frame's last descriptor, as the model sees it.
+    public let endOfPacket: Bool
+    /// RSS type, packet type, header length (bits 21-30) and SPH (bit 31).
+    public var dword0: UInt32
+    /// RSS hash or IP identification / checksum.
+    public var hiDword: UInt32
+    /// Extended status (DD bit 0, EOP bit 1, ...) and errors (bits 20-31).
+    public var statusError: UInt32
+    /// Packet buffer length (bits 0-15) and VLAN tag (bits 16-31).
+    public var lengthVLAN: UInt32
+    /// How far the head moves past this descriptor: 1 as the hardware does; 0 writes the next
+    /// descriptor over this one, 2 or more leave descriptors behind without a write-back.
+    public var headAdvance: Int = 1
 }
 
 /// Orders descriptor field stores before the DD store (a driver may poll from another thread).

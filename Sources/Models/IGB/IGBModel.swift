@@ -194,6 +194,7 @@ public final class IGBModel: @unchecked Sendable {
     var txStuck: UInt32 = 0
     var corruptLength: [Int: UInt16] = [:]
     var corruptLengthPending: UInt32 = 0
+    var writeBackTamper: ((inout RxWriteBackFields) -> Void)? = nil
 
     // MARK: benchmark hook
     var benchmarkFrame: UnsafeMutableRawPointer? = nil
@@ -805,6 +806,15 @@ public final class IGBModel: @unchecked Sendable {
         defer { unlock(locked) }
         corruptLength[queue] = length
         corruptLengthPending |= 1 << UInt32(queue)
+    }
+
+    /// Lets a test (the `receive` fuzz target) dictate every advanced receive write-back: `tamper`
+    /// sees the fields the model is about to store and may change any of them, and how far the
+    /// head moves. nil restores the hardware's behaviour.
+    public func tamperWithReceiveWriteBacks(_ tamper: ((inout RxWriteBackFields) -> Void)?) {
+        let locked = lockIfThreaded()
+        defer { unlock(locked) }
+        writeBackTamper = tamper
     }
 
     /// A stuck receive queue takes no frames and writes nothing back; a stuck transmit queue never
