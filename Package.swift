@@ -78,10 +78,10 @@ let package = Package(
         // lwIP on Miniport: the netif and servers of `miniport stack`, in C against miniport.h only.
         .target(name: "LwIPStack", dependencies: ["CMiniportHeader", "CLwIP"]),
         // Benchmarks (Docs/BENCHMARKS.md): rdtsc, the malloc interposer, retain hooks, callgrind requests.
-        .target(name: "CBenchSupport"),
+        .target(name: "CBenchSupport", dependencies: ["CMiniportHeader"]),
         .target(
             name: "MiniportBench",
-            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport"]
+            dependencies: ["NDIS", "IGB", "IGBModel", "VirtioNet", "VirtioNetModel", "ModelKit", "DeviceAccess", "CBenchSupport", "MiniportC", "CMiniportHeader"]
         ),
         // `--metrics HOST:PORT` of the long-running commands (Docs/PROTOCOLS.md): adapter and queue
         // counters sampled into swift-metrics, served in the Prometheus text format by a swift-nio

@@ -1,3 +1,4 @@
+import DeviceAccess
 import Glibc
 import NDIS
 
@@ -36,4 +37,27 @@ public func destinationKind(_ frame: UnsafeRawPointer) -> (broadcast: Bool, mult
     let all = b0 == 0xFF && frame.loadUnaligned(fromByteOffset: 1, as: UInt8.self) == 0xFF
         && frame.loadUnaligned(fromByteOffset: 2, as: UInt32.self) == 0xFFFF_FFFF
     return (all, !all)
+}
+
+/// Adapter construction every family shares: an adapter around `miniport` with DMA memory from
+/// `dma`, initialized, and restarted unless `start` is false (callers that set filters first
+/// restart it themselves). A failed restart halts the adapter again.
+public func makeStartedAdapter(name: String, miniport: any MiniportDriver, dma: any DMAAllocator, start: Bool) throws(NDISError) -> Adapter {
+    let adapter = Adapter(name: name, miniport: miniport, sharedMemory: DMASharedMemoryProvider(dma))
+    try adapter.initialize()
+    if start {
+        do { try adapter.restart() } catch {
+            adapter.halt()
+            throw error
+        }
+    }
+    return adapter
+}
+
+extension MiniportHandle {
+    /// Completes every NBL of `chain` with `status` (sends refused while paused or after removal).
+    public func completeSends(_ chain: consuming NetBufferListChain, status: NDISStatus) {
+        chain.forEach { $0.status = status }
+        sendComplete(chain)
+    }
 }

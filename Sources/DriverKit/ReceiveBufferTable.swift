@@ -21,10 +21,10 @@ public struct ReceiveBufferTable {
     public private(set) var bufferIOVA: UnsafeMutablePointer<UInt64>?
     @usableFromInline var parked: UnsafeMutablePointer<UInt8>?
     @usableFromInline var freeStack: UnsafeMutablePointer<UInt32>?
-    @usableFromInline internal(set) var freeCountStorage = 0
+    @usableFromInline var freeCountStorage = 0
     public var freeCount: Int { freeCountStorage }
     /// Buffers indicated and not yet returned.
-    @usableFromInline internal(set) var heldStorage = 0
+    @usableFromInline var heldStorage = 0
     public var held: Int { heldStorage }
     @usableFromInline var pool: Unmanaged<NetBufferListPool>?
 

@@ -6,6 +6,8 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
     case ndis
     /// The NDIS LoopbackMiniport (a test miniport).
     case loopback
+    /// The NDIS core with a null miniport and a C protocol driver through the C API (miniport.h).
+    case capi
     /// The virtio-net miniport on the virtio-net model.
     case virtioNet = "virtio-net"
 
@@ -17,6 +19,7 @@ public enum BenchSubjectKind: String, CaseIterable, Sendable {
         case .igb: IGBSubject()
         case .ndis: NDISSubject()
         case .loopback: LoopbackSubject()
+        case .capi: CAPISubject()
         case .virtioNet: VirtioNetSubject()
         }
     }

@@ -749,3 +749,14 @@ public func mpStatisticsGet(_ handle: OpaquePointer?, _ queue: UInt16, _ out: Un
         return CAPI.fail(error, "reading the statistics", on: a)
     }
 }
+
+// MARK: - For the benchmarks (Swift only, not in miniport.h)
+
+/// An `mp_adapter` over an adapter made in Swift (the benchmark's null-miniport adapter), so the
+/// C callback path can be measured against the Swift one on the same adapter. Close it with
+/// `mp_adapter_close` (which halts the adapter).
+public func mpAdapterWrapping(_ adapter: Adapter) -> OpaquePointer {
+    let opened = OpenedAdapter(adapter: adapter, wire: nil, dma: nil, dmaDomain: ObjectIdentifier(adapter), lock: nil,
+                               address: adapter.name, family: "swift", logger: CAPI.logger)
+    return OpaquePointer(Unmanaged.passRetained(CAdapter(opened)).toOpaque())
+}

@@ -378,17 +378,40 @@ public final class DeviceLock {
     public static func acquire(_ device: String) throws(OpenError) -> DeviceLock {
         let safe = device.map { $0 == "/" ? "_" : $0 }
         let path = "\(directory)/miniport-\(String(safe)).lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = openShared(path)
         guard fd >= 0 else { throw .failed("cannot open the lock file \(path): \(String(cString: strerror(errno))); set MINIPORT_LOCK_DIR to a writable directory") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = Self.holder(fd)
             Glibc.close(fd)
             throw .busy(device, holder.isEmpty ? "another process has it open" : "process \(holder) has it open")
         }
-        ftruncate(fd, 0)
-        let pid = "\(getpid())"
-        _ = pid.withCString { Glibc.write(fd, $0, strlen($0)) }
+        if fcntl(fd, F_GETFL) & O_ACCMODE == O_RDWR {
+            ftruncate(fd, 0)
+            let pid = "\(getpid())"
+            _ = pid.withCString { Glibc.write(fd, $0, strlen($0)) }
+        }
         return DeviceLock(path: path, fd: fd)
+    }
+
+    /// Opens the lock file so that every user of the device can lock it, whoever created it: an
+    /// existing file is opened without O_CREAT (fs.protected_regular refuses O_CREAT on another
+    /// user's file in a sticky directory such as /tmp) and read-only if it is not ours to write
+    /// (flock works on a read-only descriptor; the pid is then not recorded); a new one is made
+    /// mode 0666 (umask aside), so a user outside the miniport group that tried first leaves
+    /// nothing that blocks the group's users.
+    static func openShared(_ path: String) -> Int32 {
+        for _ in 0..<3 {
+            var fd = open(path, O_RDWR | O_CLOEXEC)
+            if fd < 0 && (errno == EACCES || errno == EPERM) { fd = open(path, O_RDONLY | O_CLOEXEC) }
+            if fd >= 0 || errno != ENOENT { return fd }
+            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            if fd >= 0 {
+                _ = fchmod(fd, 0o666)
+                return fd
+            }
+            if errno != EEXIST { return fd }
+        }
+        return -1
     }
 
     /// The pid text a holder wrote into the lock file.

@@ -112,7 +112,7 @@ public final class ModelIOMMU: DMAAllocator, @unchecked Sendable {
 
     public let granularity: Granularity
     /// Faults recorded so far (oldest first). Tests usually expect it to be empty.
-    @usableFromInline internal(set) var recordedFaults: [DMAFault] = []
+    @usableFromInline var recordedFaults: [DMAFault] = []
     public var faults: [DMAFault] { recordedFaults }
     /// Splits non-contiguous allocations into this many IOVA segments (when long enough).
     public var segmentsForNonContiguous = 2

@@ -56,13 +56,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Where callgrind profiles are kept (for callgrind_annotate).")
     var callgrindDir: String = "/tmp/miniport-bench-callgrind"
 
-    @Option(help: "Seconds per mode on --device.")
+    @Option(parsing: .unconditional, help: "Seconds per mode on --device.")
     var seconds: Double = 5
 
     func validate() throws {
         guard model != (device != nil) else { throw ValidationError("give exactly one of --model or --device ADDRESS") }
         if to != nil && device == nil { throw ValidationError("--to ADDRESS2 goes with --device ADDRESS") }
         guard packets > 0, repeats > 0, callgrindPackets > 0 else { throw ValidationError("--packets, --repeats and --callgrind-packets must be positive") }
+        // Finite and bounded: the device bench turns it into TSC ticks (UInt64).
+        guard seconds.isFinite, seconds > 0, seconds <= 86_400 else {
+            throw ValidationError("bad value '\(seconds)' for --seconds: use a number of seconds above 0 and at most 86400")
+        }
         _ = try settings()
         guard BenchSubjectKind(rawValue: subject) != nil else {
             throw ValidationError("no benchmark subject \(subject): use one of \(BenchSubjectKind.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -14,7 +14,10 @@ struct Capture: ParsableCommand {
         by its filters ("default", "mac 52:54:00:aa:00:01", "vlan 100"), nanosecond timestamps, and \
         every frame exactly as on the wire (a VLAN tag the hardware stripped is put back; no FCS). \
         With --count N the file holds exactly N frames in total. A FILE ending in .pcap is written \
-        as classic pcap (no queues). Ctrl-C stops, frees the queues and prints the counts. \
+        as classic pcap (no queues). --write - streams pcapng to standard output (flushed per batch; the \
+        table or --json then go to stderr), and a FIFO is waited for without blocking signals. The \
+        first write error (a full disk) ends the capture with the counts equal to the file; a reader \
+        that quits ends it cleanly. Ctrl-C stops, frees the queues and prints the counts. \
         The capture is promiscuous (every frame on the wire, as tcpdump); --no-promiscuous keeps \
         only frames for the NIC's address and the --mac queues' addresses, broadcast and multicast. \
         Receive starts only once the queues and filters are set, so a busy wire puts no early \

@@ -14,8 +14,8 @@ extension RunOptions {
     /// - Throws: one line naming the value or the port taken.
     func startMetrics(command: String) throws(CLIError) -> CommandMetrics? {
         guard let metrics else { return nil }
-        guard metricsLinger >= 0, metricsLinger.isFinite else {
-            throw .input(.badNumber(option: "--metrics-linger", value: String(metricsLinger), range: "seconds, 0 or more"))
+        guard metricsLinger >= 0, metricsLinger.isFinite, metricsLinger <= maximumSeconds else {
+            throw .input(.badNumber(option: "--metrics-linger", value: String(metricsLinger), range: "seconds, 0 or more and at most 1000000000"))
         }
         let endpoint: MetricsEndpoint
         do { endpoint = try MetricsEndpoint.parse(metrics) } catch { throw .input(.missing(error.description)) }

@@ -23,7 +23,7 @@ struct RunOptions: ParsableArguments {
         valueName: "host:port"))
     var metrics: String?
 
-    @Option(name: .customLong("metrics-linger"), help: ArgumentHelp(
+    @Option(name: .customLong("metrics-linger"), parsing: .unconditional, help: ArgumentHelp(
         "After the final figures, keep answering /metrics with them for up to S seconds (Ctrl-C ends it early).",
         valueName: "seconds"))
     var metricsLinger: Double = 0

@@ -2,6 +2,7 @@ import CMiniportHeader
 import Foundation
 import MiniportC
 import MiniportRegistry
+import NDIS
 import Testing
 
 /// The header compiles strictly as C and C++, and the C API's errors are the CLI's messages.
@@ -105,5 +106,44 @@ import Testing
         #expect(mpAdapterClose(a, &report) == MP_ERR_INVALID_STATE)
         #expect(report.outstanding_nbls == 1)
         #expect(String(cString: mp_last_error()).contains("return every NBL"))
+    }
+}
+
+/// Returns through the C API: only NBLs that were indicated to you and are not yet returned.
+@Suite struct CAPIReturnTests {
+    final class Held: @unchecked Sendable { var head: OpaquePointer?; var flags: UInt32 = 0 }
+
+    @Test func anNBLReturnedOnceIsNotReturnableAgain() {
+        var a: OpaquePointer?
+        #expect(mpAdapterOpenModel(nil, &a) == MP_OK)
+        guard let a else { return }
+        let held = Held()
+        var cb = mp_binding_callbacks()
+        cb.context = Unmanaged.passUnretained(held).toOpaque()
+        cb.receive = { ctx, b, head, _, _, flags in
+            let h = Unmanaged<Held>.fromOpaque(ctx!).takeUnretainedValue()
+            // Keep the first NBL, give back the rest at once.
+            if let rest = mpNBLNext(head) { mpReturnNBLs(b, rest, 0) }
+            if h.head == nil { mpNBLSetNext(head, nil); h.head = head; h.flags = flags } else { mpReturnNBLs(b, head, 0) }
+        }
+        var b: OpaquePointer?
+        #expect(mpBindingOpen(a, &cb, nil, 0, &b) == MP_OK)
+        #expect(mpAdapterStart(a) == MP_OK)
+        var frame = [UInt8](repeating: 0, count: 60)
+        for i in 0..<6 { frame[i] = 0xff }
+        #expect(mpModelInject(a, &frame, 60) == MP_OK)
+        for _ in 0..<8 where held.head == nil { _ = mpAdapterPoll(a, 64) }
+        guard let head = held.head else { Issue.record("no frame arrived"); return }
+        #expect(held.flags & UInt32(MP_RECEIVE_RESOURCES) == 0)
+        mpReturnNBLs(b, head, 0)
+        // The same handle again: the library's check (what mp_return_nbls runs) refuses it.
+        var rejected = 0
+        let again = NetBufferListChain(unsafeReturnedFrom: UnsafeMutableRawPointer(head), rejected: &rejected)
+        #expect(rejected == 1)
+        let empty = again.isEmpty
+        #expect(empty)
+        var report = mp_halt_report()
+        #expect(mpAdapterClose(a, &report) == MP_OK)
+        #expect(report.outstanding_nbls == 0)
     }
 }

@@ -91,6 +91,9 @@ import Testing
             for v in ["nan", "0", "-2", "inf"] {
                 try expectOneLineError(c + ["--progress-interval", v], containing: "for --progress-interval")
             }
+            for v in ["inf", "1e300", "nan", "-1"] {
+                try expectOneLineError(c + ["--metrics", "127.0.0.1:0", "--metrics-linger", v], containing: "for --metrics-linger")
+            }
         }
     }
 
@@ -110,6 +113,9 @@ import Testing
             }
         }
         try expectOneLineError(pktgen + ["--size", "60", "--count", "1", "--rate", "100000001"], containing: "--rate")
+        for v in ["inf", "1e300", "nan", "-1", "0"] {
+            try expectOneLineError(["bench", "--device", "0000:7f:1f.7", "--seconds", v], containing: "for --seconds")
+        }
         try expectOneLineError(["demo", "--frames", "-3"], containing: "--frames")
         try expectOneLineError(["demo", "--frames", huge], containing: "--frames")
     }
@@ -161,6 +167,26 @@ import Testing
             #expect(r.stderr == "miniport: error: 0000:01:00.0 is not a network controller (PCI class 0x010802, driven by nvme): miniport drives network controllers only; check the address with miniport list\n")
             #expect(!r.stderr.contains("miniport-bind"))
         }
+    }
+
+    @Test func aLockFileLeftByAnotherUserDoesNotBlockTheNextUser() throws {
+        guard getuid() == 0, let setpriv = which("setpriv") else {
+            print("skipped: needs root and setpriv(1) to run the binary as two other users; the VM scenario cli-users covers it")
+            return
+        }
+        // A sticky, world-writable directory like /tmp (fs.protected_regular applies there).
+        let dir = "/tmp/miniport-locks-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        #expect(mkdir(dir, 0o1777) == 0 && chmod(dir, 0o1777) == 0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for uid in ["65534", "65533"] {
+            let r = try runBounded(setpriv, ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", try binary(),
+                                             "capture", "--model", "--device", "0000:05:00.0", "--count", "1", "--write", "\(dir)/\(uid).pcapng", "--quiet"],
+                                   seconds: 60, environment: ["MINIPORT_LOCK_DIR": dir])
+            #expect(r.status == 0, "uid \(uid): \(r.stderr)")
+        }
+        let owner = try FileManager.default.attributesOfItem(atPath: "\(dir)/miniport-0000:05:00.0.lock")[.ownerAccountID] as? Int
+        #expect(owner == 65534, "the first user made the lock file")
     }
 
     // MARK: Full disk, FIFO, closed pipe, signals

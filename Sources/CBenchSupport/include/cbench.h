@@ -56,4 +56,9 @@ void miniport_bench_callgrind_zero_stats(void);
 void miniport_bench_callgrind_toggle_collect(void);
 void miniport_bench_callgrind_dump(const char *name);
 
+/* The C API benchmark's protocol driver (capi_bench.c). */
+#include <miniport.h>
+struct capi_bench_counters { uint64_t received, completed, failed; };
+mp_binding_callbacks capi_bench_callbacks(struct capi_bench_counters *counters);
+
 #endif

@@ -1,4 +1,5 @@
 import DeviceAccess
+import DriverKit
 import Glibc
 import NDIS
 import Synchronization
@@ -234,9 +235,7 @@ public final class IGBMiniport<F: PCIFunction>: MiniportDriver {
 
     public func sendNetBufferLists(_ chain: consuming NetBufferListChain, flags: SendFlags) {
         guard running, !removed else {
-            let status: NDISStatus = removed ? .deviceRemoved : .paused
-            chain.forEach { $0.status = status }
-            handle.sendComplete(chain)
+            handle.completeSends(chain, status: removed ? .deviceRemoved : .paused)
             return
         }
         if let set = workerSet {
@@ -399,15 +398,7 @@ extension IGBMiniport {
         do { miniport = try IGBMiniport(function: function, configuration: configuration) } catch {
             throw ndisError(error)
         }
-        let adapter = Adapter(name: name ?? function.name, miniport: miniport,
-                              sharedMemory: DMASharedMemoryProvider(function.dma))
-        try adapter.initialize()
-        if start {
-            do { try adapter.restart() } catch {
-                adapter.halt()
-                throw error
-            }
-        }
+        let adapter = try makeStartedAdapter(name: name ?? function.name, miniport: miniport, dma: function.dma, start: start)
         return (adapter, miniport)
     }
 

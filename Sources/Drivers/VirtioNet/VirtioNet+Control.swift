@@ -149,14 +149,7 @@ extension VirtioNetMiniport {
                                                start: Bool = true) throws(NDISError) -> (adapter: Adapter, miniport: VirtioNetMiniport<F>) {
         let miniport: VirtioNetMiniport<F>
         do { miniport = try VirtioNetMiniport(function: function, configuration: configuration) } catch { throw error.ndis }
-        let adapter = Adapter(name: name ?? function.name, miniport: miniport, sharedMemory: DMASharedMemoryProvider(function.dma))
-        try adapter.initialize()
-        if start {
-            do { try adapter.restart() } catch {
-                adapter.halt()
-                throw error
-            }
-        }
+        let adapter = try makeStartedAdapter(name: name ?? function.name, miniport: miniport, dma: function.dma, start: start)
         return (adapter, miniport)
     }
 

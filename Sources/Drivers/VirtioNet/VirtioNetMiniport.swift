@@ -297,6 +297,8 @@ public final class VirtioNetMiniport<F: PCIFunction>: MiniportDriver {
     }
 
     func bringUp() throws(VirtioNetError) -> MiniportAttributes {
+        // PCI_COMMAND MEMORY (BAR access) and BUS_MASTER first; the device does no DMA before DRIVER_OK.
+        do { try function.enableBusMaster() } catch { throw .queueUnavailable(0, "enabling memory and bus mastering: \(error)") }
         // §3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK.
         setCommon8(VirtioCommon.deviceStatus, 0)
         guard waitUntil(.seconds(1), { status == 0 }) else { throw .resetTimeout }
@@ -319,7 +321,6 @@ public final class VirtioNetMiniport<F: PCIFunction>: MiniportDriver {
         guard status & VirtioStatus.featuresOK != 0 else { throw .featuresRefused(features) }
         negotiatedFeatures = features
         permanentAddress = MACAddress(device8(0), device8(1), device8(2), device8(3), device8(4), device8(5))
-        do { try function.enableBusMaster() } catch { throw .queueUnavailable(0, "bus mastering: \(error)") }
 
         let queueCount = Int(common16(VirtioCommon.numQueues))
         let controlIndex = 2   // one queue pair: receiveq1 0, transmitq1 1, controlq 2 (§5.1.2)
@@ -692,9 +693,7 @@ public final class VirtioNetMiniport<F: PCIFunction>: MiniportDriver {
 
     public func sendNetBufferLists(_ chain: consuming NetBufferListChain, flags: SendFlags) {
         guard running, !removed else {
-            let status: NDISStatus = removed ? .deviceRemoved : .paused
-            chain.forEach { $0.status = status }
-            handle.sendComplete(chain)
+            handle.completeSends(chain, status: removed ? .deviceRemoved : .paused)
             return
         }
         backlog.append(chain)

@@ -109,12 +109,8 @@ public final class IGBModelFunction: PCIFunction, @unchecked Sendable {
     public var msixVectorCount: Int { IGBModel.msixVectorCount }
 
     public func enableMSIX(count: Int) throws -> [InterruptEvent] {
-        guard count > 0, count <= IGBModel.msixVectorCount else {
-            throw IGBModelError.tooManyVectors(requested: count, available: IGBModel.msixVectorCount)
-        }
+        let events = try makeInterruptEvents(count: count, available: IGBModel.msixVectorCount)
         try disableInterrupts()
-        var events: [InterruptEvent] = []
-        for _ in 0..<count { events.append(try InterruptEvent.make()) }
         let locked = model.lockIfThreaded()
         defer { model.unlock(locked) }
         model.vectors = events

@@ -104,10 +104,8 @@ public final class VirtioNetModelFunction: PCIFunction, @unchecked Sendable {
     public var msixVectorCount: Int { model.configuration.msixVectors }
 
     public func enableMSIX(count: Int) throws -> [InterruptEvent] {
-        guard count > 0, count <= msixVectorCount else { throw ModelError.tooManyVectors(requested: count, available: msixVectorCount) }
+        let events = try makeInterruptEvents(count: count, available: msixVectorCount)
         try disableInterrupts()
-        var events: [InterruptEvent] = []
-        for _ in 0..<count { events.append(try InterruptEvent.make()) }
         model.vectors = events
         model.msixEnabled = true
         return events
