@@ -18,14 +18,23 @@ public struct AdapterFigures: Sendable {
     public var cyclesPerPacket: Double { packets > 0 ? Double(cycles) / Double(packets) : 0 }
 }
 
-/// Runs receive-only, transmit-only and forward on adapters that are already running.
+/// Runs receive-only, transmit-only and forward on adapters. An adapter may come Paused (NDIS's
+/// order: `miniport bench --device` opens it so): each mode restarts it once its binding is open.
 public enum AdapterBench {
+    /// MiniportRestart after the binding is in place, if the adapter is still Paused.
+    static func start(_ adapters: Adapter...) throws(BenchError) {
+        for a in adapters where a.state == .paused {
+            do { try a.restart() } catch { throw .setup("restarting \(a.name): \(error)") }
+        }
+    }
+
     /// Counts what `adapter` receives for `seconds` (every indication is returned at once).
     public static func receive(_ adapter: Adapter, seconds: Double, batch: Int, tscHz: Double) throws(BenchError) -> AdapterFigures {
         let consumer = ReturningProtocol()
         let binding: Binding
         do { binding = try adapter.openBinding(consumer) } catch { throw .setup("receive binding on \(adapter.name): \(error)") }
         defer { binding.close() }
+        try start(adapter)
         var idle: UInt64 = 0
         let (cycles, elapsed) = timed(seconds: seconds, tscHz: tscHz) {
             if adapter.poll(budget: batch) == 0 { idle &+= 1 }
@@ -40,6 +49,7 @@ public enum AdapterBench {
         let binding: Binding
         do { binding = try adapter.openBinding(producer) } catch { throw .setup("transmit binding on \(adapter.name): \(error)") }
         defer { binding.close() }
+        try start(adapter)
         let pool = try SendingProtocol.makeFilledPool(binding, count: 1024, frame: BenchFrame.udp64)
         var idle: UInt64 = 0
         let (cycles, elapsed) = timed(seconds: seconds, tscHz: tscHz) {
@@ -63,6 +73,7 @@ public enum AdapterBench {
             outBinding = try output.openBinding(forwarder)
         } catch { throw .setup("forward bindings: \(error)") }
         defer { outBinding.close(); inBinding.close() }
+        try start(output, input)
         forwarder.input = inBinding
         forwarder.output = outBinding
         forwarder.inputSource = input.sourceHandle
@@ -90,6 +101,7 @@ public enum AdapterBench {
             forwarder.pool = try outBinding.makeSendPool(count: 1024, bufferSize: 2048)
         } catch { throw .setup("forward bindings: \(error)") }
         defer { outBinding.close(); inBinding.close() }
+        try start(output, input)
         forwarder.input = inBinding
         forwarder.output = outBinding
         var idle: UInt64 = 0

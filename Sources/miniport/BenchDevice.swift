@@ -60,7 +60,7 @@ enum DeviceBench {
     }
 
     /// Opens the function through VFIO (container, group, BARs, DMA) and brings the IGB miniport up
-    /// (initialize + restart), as the VM scenario `igb-traffic` does.
+    /// (initialize; the bench mode restarts it after binding), as the VM scenario `igb-traffic` does.
     static func open(_ address: String) throws -> Opened {
         let function = try VFIODevice.open(address)
         do {
@@ -70,7 +70,8 @@ enum DeviceBench {
             configuration.defaultQueueBuffers = 2048
             configuration.transmitDescriptors = 1024
             configuration.linkTimeout = .seconds(20)
-            let adapter = try IGBMiniport.makeAdapter(function: function, configuration: configuration)
+            // Paused: each bench mode restarts it once its binding is open (NDIS's order).
+            let adapter = try IGBMiniport.makeAdapter(function: function, configuration: configuration, start: false)
             return Opened(function: function, adapter: adapter)
         } catch {
             _ = function.close()

@@ -257,12 +257,13 @@ struct Extcap: ParsableCommand {
         let report = QueueReport(queues: queues.queues, counters: capture.counters, drops: opened.drops + capture.drops)
         for e in queues.release() { logger.warning("freeing queues: \(e)") }
         let (halt, mapped) = opened.close()
-        // Wireshark shows an extcap's stderr: one summary line, or the write error.
+        // Wireshark reports anything an extcap writes to stderr as an error: only the errors go
+        // there, and the summary only with --verbose.
         switch fileError {
         case nil, .readerGone?, .stoppedWaitingForReader?: break // Wireshark closed the fifo or stopped us: the normal end
         case let e?: throw CLIError.capture(e)
         }
-        printError("miniport extcap: \(report.totalFrames) frame(s) on \(report.queues.count) queue(s), drops \(report.drops); \(halt); \(mapped) bytes left mapped")
+        if verbose { printError("miniport extcap: \(report.totalFrames) frame(s) on \(report.queues.count) queue(s), drops \(report.drops); \(halt); \(mapped) bytes left mapped") }
     }
 }
 

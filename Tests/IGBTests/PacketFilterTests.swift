@@ -70,6 +70,8 @@ struct IGBPacketFilterTests {
         bench.pump(rounds: 6)
         #expect(bench.recorder.frames(on: q.rawValue).map(\.bytes) == [toA])
         #expect(bench.recorder.frames(on: 0).isEmpty)
+        // The hardware dropped the broadcast (no pool has VMOLR.BAM): nothing was left to the framework.
+        #expect(bench.adapter.packetFilterRejects == 0, "a pool took the broadcast although the packet filter has no broadcast")
         try bench.binding.request(.setPacketFilter([.directed, .broadcast]))
         bench.model.inject(broadcast)
         bench.pump(rounds: 6)

@@ -12,6 +12,12 @@ import Testing
         return try run(binary, args)
     }
 
+    /// Runs the binary for `stopAfter` seconds, then SIGTERM (as Wireshark stops an extcap).
+    func miniport(_ args: [String], stopAfter: Double) throws -> (status: Int32, stdout: String, stderr: String) {
+        let binary = try #require(CommandLineTests.binary)
+        return try run("/usr/bin/timeout", ["-s", "TERM", "--preserve-status", String(stopAfter), binary] + args)
+    }
+
     /// The sentences of an answer: (keyword, [key: value]) per line.
     func sentences(_ text: String) -> [(String, [String: String])] {
         text.split(separator: "\n").map { line in
@@ -35,7 +41,8 @@ import Testing
         #expect(s.first?.1["version"]?.isEmpty == false)
         let values = s.filter { $0.0 == "interface" }.compactMap { $0.1["value"] }
         // 03:00.1 is an 82576 on vfio-pci; 03:00.0 is on igb, 04:00.0 has no driver, 05:00.0 is an e1000e.
-        #expect(values == ["miniport-model", "miniport-0000:03:00.1"])
+        // Every model NIC of the build (the first is miniport-model), then the vfio-bound NICs.
+        #expect(values == ["miniport-model", "miniport-model-virtio-net", "miniport-0000:03:00.1"])
         #expect(s.filter { $0.0 == "interface" }.allSatisfy { $0.1["display"]?.isEmpty == false })
     }
 
@@ -94,7 +101,7 @@ import Testing
         let binary = try #require(CommandLineTests.binary)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["extcap", "--capture", "--extcap-interface", "miniport-model", "--fifo", fifo] + extra
+        p.arguments = ["extcap", "--capture", "--extcap-interface", "miniport-model", "--fifo", fifo, "--verbose"] + extra
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
@@ -127,6 +134,11 @@ import Testing
         // Paced at 200/s for about 1.5 s (a 1 MiB buffer would hold them all unflushed): far fewer than an unpaced model run.
         #expect(file.packets.count < 2_000, "\(file.packets.count) frames: --rate is not honoured")
         #expect(stderr.contains("miniport extcap: \(file.packets.count) frame(s) on 4 queue(s)"), "\(stderr)")
+        // Without --verbose nothing reaches stderr (Wireshark shows any of it as an error).
+        let quiet = try miniport(["extcap", "--capture", "--extcap-interface", "miniport-model", "--fifo", temporaryPath("quiet.fifo-file"),
+                                  "--traffic", "none", "--rate", "0"], stopAfter: 1.0)
+        #expect(quiet.status == 0, "\(quiet.stderr)")
+        #expect(quiet.stderr.isEmpty, "stderr without --verbose: \(quiet.stderr)")
         #expect(stderr.contains("0 bytes left mapped"), "\(stderr)")
     }
 
@@ -166,7 +178,7 @@ import Testing
         let binary = try #require(CommandLineTests.binary)
         let prefix = temporaryPath("extcap-prefix")
         try? FileManager.default.removeItem(atPath: prefix)
-        let install = try run(Self.repo.appendingPathComponent("udev/install").path, ["--prefix", prefix, "--binary", binary])
+        let install = try run(Self.repo.appendingPathComponent("udev/install").path, ["--prefix", prefix, "--binary", binary, "--no-c-api"])
         #expect(install.status == 0, "udev/install: \(install.stderr)")
         let extcapDir = prefix + "/lib/wireshark/extcap"
         for f in ["bin/miniport", "bin/miniport-bind", "lib/udev/rules.d/70-miniport-vfio.rules", "lib/wireshark/extcap/miniport"] {

@@ -17,7 +17,7 @@ RULE=$4
 GID=4242 IN=4243 OUTSIDER=4244
 fail() { echo "FAIL: $*"; exit 1; }
 T=$(mktemp -d /tmp/cli-users.XXXXXX) || fail "no temporary directory"
-chmod 755 "$T"
+chmod 1777 "$T"  # the users write their capture files and ready file here
 
 cp /etc/group "$T/group" && cp /etc/passwd "$T/passwd" || fail "cannot copy /etc/group and /etc/passwd"
 echo "miniport:x:$GID:mpuser" >> "$T/group"

@@ -26,6 +26,6 @@ echo "capture exited $st"; cat "$out/capture.json"
 # The host stops sending once capture.json is written; wait for it before draining.
 i=0
 while [ ! -e "$out/host-stopped" ] && [ "$i" -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
-"$bin" capture --device "$dev" --seconds 3 --write "$out/drain.pcapng" --json > "$out/drain.json"
+"$bin" capture --device "$dev" --seconds 1 --write "$out/drain.pcapng" --json > "$out/drain.json"
 echo "drain exited $?"; cat "$out/drain.json"
 [ "$st" -eq 0 ]
