@@ -19,9 +19,15 @@ final class CAdapter {
     var lateReturns: UInt64 = 0
     var transmitted: [[UInt8]] = []
     var closed = false
+    /// The adapter, unretained (`opened` keeps it), and whether `poll` can go to it directly (no
+    /// model wire or TAP to step): the datapath calls take no reference.
+    let adapterRef: Unmanaged<Adapter>
+    let pollsDirect: Bool
 
     init(_ opened: OpenedAdapter) {
         self.opened = opened
+        adapterRef = Unmanaged.passUnretained(opened.adapter)
+        pollsDirect = opened.wire == nil && opened.tap == nil
         mutex = .allocate(capacity: 1)
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
@@ -49,7 +55,11 @@ final class CAdapter {
 final class CBinding: ProtocolDriver {
     let callbacks: mp_binding_callbacks
     unowned(unsafe) let owner: CAdapter
-    var binding: Binding?
+    var binding: Binding? {
+        didSet { bindingRef = binding.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `binding`, unretained, for the datapath (returns take no reference).
+    private(set) var bindingRef: Unmanaged<Binding>?
     /// The send pools made for it (the binding frees their memory when it closes).
     var pools: [CSendPool] = []
 
@@ -113,10 +123,13 @@ final class CBinding: ProtocolDriver {
 /// A send pool made through the C API, with the binding whose lock guards it.
 final class CSendPool {
     let pool: SendPool
+    /// `pool`, unretained, for the datapath.
+    let poolRef: Unmanaged<NetBufferListPool>
     unowned(unsafe) let binding: CBinding
     var owner: CAdapter { binding.owner }
     init(pool: SendPool, binding: CBinding) {
         self.pool = pool
+        poolRef = Unmanaged.passUnretained(pool.pool)
         self.binding = binding
     }
     @inline(__always) static func from(_ p: OpaquePointer) -> CSendPool { Unmanaged<CSendPool>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() }
@@ -252,11 +265,14 @@ public func mpAdapterStart(_ handle: OpaquePointer?) -> mp_status {
 @_cdecl("mp_adapter_poll")
 public func mpAdapterPoll(_ handle: OpaquePointer?, _ budget: Int32) -> Int32 {
     guard let handle else { return 0 }
-    let a = CAdapter.from(handle)
-    a.lock()
-    defer { a.unlock() }
-    if a.closed { return 0 }
-    return Int32(truncatingIfNeeded: a.opened.poll(budget: budget > 0 ? Int(budget) : 64))
+    return Unmanaged<CAdapter>.fromOpaque(UnsafeRawPointer(handle))._withUnsafeGuaranteedRef { a in
+        a.lock()
+        defer { a.unlock() }
+        if a.closed { return 0 }
+        let b = budget > 0 ? Int(budget) : 64
+        if a.pollsDirect { return Int32(truncatingIfNeeded: a.adapterRef._withUnsafeGuaranteedRef { $0.poll(budget: b) }) }
+        return Int32(truncatingIfNeeded: a.opened.poll(budget: b))
+    }
 }
 
 @_cdecl("mp_adapter_name")
@@ -380,7 +396,11 @@ public func mpBindingClose(_ handle: OpaquePointer?) -> mp_status {
 @_cdecl("mp_return_nbls")
 public func mpReturnNBLs(_ handle: OpaquePointer?, _ head: OpaquePointer?, _ flags: UInt32) {
     guard let handle, let head else { return }
-    let c = CBinding.from(handle)
+    Unmanaged<CBinding>.fromOpaque(UnsafeRawPointer(handle))._withUnsafeGuaranteedRef { c in returnNBLs(c, head, flags) }
+}
+
+@inline(__always)
+func returnNBLs(_ c: CBinding, _ head: OpaquePointer, _ flags: UInt32) {
     let a = c.owner
     a.lock()
     defer { a.unlock() }
@@ -393,11 +413,16 @@ public func mpReturnNBLs(_ handle: OpaquePointer?, _ head: OpaquePointer?, _ fla
         a.lateReturns &+= UInt64(rejected)
         #endif
     }
-    guard let binding = c.binding else {
+    guard let binding = c.bindingRef else {
         a.opened.adapter.returnNetBufferLists(chain, flags: ReturnFlags(rawValue: flags))
         return
     }
-    binding.returnNetBufferLists(chain, flags: ReturnFlags(rawValue: flags))
+    var pending = chain
+    binding._withUnsafeGuaranteedRef { b in
+        var mine = NetBufferListChain()
+        swap(&mine, &pending)
+        b.returnNetBufferLists(mine, flags: ReturnFlags(rawValue: flags))
+    }
 }
 
 // MARK: - NBL accessors (no lock: they read and write the NBL you hold)
@@ -541,25 +566,34 @@ public func mpSendPoolCreate(_ handle: OpaquePointer?, _ count: UInt32, _ buffer
 public func mpSendPoolAlloc(_ handle: OpaquePointer?, _ count: UInt32, _ taken: UnsafeMutablePointer<UInt32>?) -> OpaquePointer? {
     taken?.pointee = 0
     guard let handle else { return nil }
-    let p = CSendPool.from(handle)
-    let a = p.owner
-    a.lock()
-    defer { a.unlock() }
-    guard p.binding.binding != nil else { return nil }
-    let chain = p.pool.allocate(count: Int(count))
-    taken?.pointee = UInt32(truncatingIfNeeded: chain.count)
-    return chain.releaseToUnsafeHandle().map(OpaquePointer.init)
+    return Unmanaged<CSendPool>.fromOpaque(UnsafeRawPointer(handle))._withUnsafeGuaranteedRef { p in
+        let a = p.owner
+        a.lock()
+        defer { a.unlock() }
+        guard p.binding.bindingRef != nil else { return nil }
+        return p.poolRef._withUnsafeGuaranteedRef { pool -> OpaquePointer? in
+            let chain = pool.allocate(count: Int(count))
+            taken?.pointee = UInt32(truncatingIfNeeded: chain.count)
+            return chain.releaseToUnsafeHandle().map(OpaquePointer.init)
+        }
+    }
 }
 
 @_cdecl("mp_send_pool_free")
 public func mpSendPoolFree(_ handle: OpaquePointer?, _ head: OpaquePointer?) {
     guard let handle, let head else { return }
-    let c = CBinding.from(handle)
-    let a = c.owner
-    a.lock()
-    defer { a.unlock() }
-    let chain = NetBufferListChain(unsafeLinkedFrom: UnsafeMutableRawPointer(head))
-    if let b = c.binding { b.freeSendNetBufferLists(chain) } else { NDIS.returnNetBufferLists(chain) }
+    Unmanaged<CBinding>.fromOpaque(UnsafeRawPointer(handle))._withUnsafeGuaranteedRef { c in
+        let a = c.owner
+        a.lock()
+        defer { a.unlock() }
+        var chain = NetBufferListChain(unsafeLinkedFrom: UnsafeMutableRawPointer(head))
+        guard let b = c.bindingRef else { NDIS.returnNetBufferLists(chain); return }
+        b._withUnsafeGuaranteedRef { b in
+            var mine = NetBufferListChain()
+            swap(&mine, &chain)
+            b.freeSendNetBufferLists(mine)
+        }
+    }
 }
 
 @_cdecl("mp_nbl_send_buffer")
@@ -591,12 +625,16 @@ public func mpNBLSetLength(_ p: OpaquePointer?, _ length: UInt32) -> mp_status {
 @_cdecl("mp_send")
 public func mpSend(_ handle: OpaquePointer?, _ head: OpaquePointer?, _ flags: UInt32) {
     guard let handle, let head else { return }
-    let c = CBinding.from(handle)
+    Unmanaged<CBinding>.fromOpaque(UnsafeRawPointer(handle))._withUnsafeGuaranteedRef { c in send(c, handle, head, flags) }
+}
+
+@inline(__always)
+func send(_ c: CBinding, _ handle: OpaquePointer, _ head: OpaquePointer, _ flags: UInt32) {
     let a = c.owner
     a.lock()
     defer { a.unlock() }
-    let chain = NetBufferListChain(unsafeLinkedFrom: UnsafeMutableRawPointer(head))
-    guard let b = c.binding else {
+    var chain = NetBufferListChain(unsafeLinkedFrom: UnsafeMutableRawPointer(head))
+    guard let bref = c.bindingRef else {
         // A closed binding sends nothing: each NBL completes at once, not accepted.
         chain.forEach { $0.status = .notAccepted }
         let n = UInt32(truncatingIfNeeded: chain.count)
@@ -604,7 +642,11 @@ public func mpSend(_ handle: OpaquePointer?, _ head: OpaquePointer?, _ flags: UI
         c.callbacks.send_complete?(c.callbacks.context, handle, h.map(OpaquePointer.init), n)
         return
     }
-    b.send(chain, flags: SendFlags(rawValue: flags))
+    bref._withUnsafeGuaranteedRef { b in
+        var mine = NetBufferListChain()
+        swap(&mine, &chain)
+        b.send(mine, flags: SendFlags(rawValue: flags))
+    }
 }
 
 // MARK: - Requests

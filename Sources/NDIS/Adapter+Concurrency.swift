@@ -164,6 +164,7 @@ extension Adapter {
             run &+= 1
             Adapter.countSegments(nbl, handles, -1)
             nbl.pointee.owner = .miniport
+            nbl.pointee.retireViews()
         }
         Adapter.addShared(queues + runQueue, -run, concurrent)
         withUnsafeMutablePointer(to: &fp.pointee.totalOutstanding) { Adapter.addShared($0, -n, concurrent) }

@@ -128,8 +128,15 @@ extension Adapter {
             conn.binding.protocolDriver.coReceiveNetBufferLists(chain, vc: conn, count: count, flags: flags)
             return
         }
+        var monitored = false
         for b in bindings where b.isMonitor && b.isOpen {
             b.protocolDriver.receiveNetBufferListsWithResources(chain, binding: b, queue: queue, count: count, flags: flags.union(.resources))
+            monitored = true
+        }
+        if monitored {
+            // The monitors' borrow is over: views they kept are stale.
+            var p = chain.head
+            while let nbl = p { p = nbl.pointee.next; nbl.pointee.retireViews() }
         }
         var chain = chain
         let q = Int(queue.rawValue)
@@ -182,6 +189,7 @@ extension Adapter {
             Adapter.addShared(outstandingByQueue + q, sign, concurrent)
             Adapter.countSegments(nbl, handles, Int32(sign))
             nbl.pointee.owner = sign > 0 ? .indicated : .miniport
+            nbl.pointee.retireViews()
         }
         let n = sign * chain.count
         withUnsafeMutablePointer(to: &fast.pointee.totalOutstanding) { Adapter.addShared($0, n, concurrent) }
@@ -190,6 +198,11 @@ extension Adapter {
     /// RESOURCES: protocols that can take a borrowed chain see it in place; for the others the
     /// framework copies each frame into its own pool and indicates the copy without the flag.
     func indicateReceiveWithResources(_ chain: borrowing NetBufferListChain, queue: ReceiveQueueID, flags: ReceiveFlags) {
+        // The borrow ends with this call: views protocols kept of the chain are stale after it.
+        defer {
+            var p = chain.head
+            while let nbl = p { p = nbl.pointee.next; nbl.pointee.retireViews() }
+        }
         guard state == .running, !isSurpriseRemoved else { countNotRunning(chain.count); return }
         if !queue.isDefault, queues[queue.rawValue]?.state != .running { countDrops(chain.count); return }
         if queue.isDefault && fast.pointee.softwareFiltering && !chain.isEmpty {
@@ -430,6 +443,7 @@ extension Adapter {
             run &+= 1
             Adapter.countSegments(nbl, handles, -1)
             nbl.pointee.owner = .miniport
+            nbl.pointee.retireViews()
         }
         queues[runQueue] &-= run
         fp.pointee.totalOutstanding &-= chain.count &- foreign
@@ -483,6 +497,7 @@ extension Adapter {
         chain.forEach {
             $0.storage.pointee.source = handle
             $0.storage.pointee.owner = .miniportSend
+            $0.storage.pointee.retireViews()
         }
         if !fast.pointee.delivering {
             let status: NDISStatus = isSurpriseRemoved ? .deviceRemoved : .paused

@@ -311,6 +311,7 @@ public final class Adapter: NetBufferListReturnTarget {
             outstandingByQueue[q] &-= 1
             Adapter.countSegments(nbl, outstandingByHandle, -1)
             nbl.pointee.source = .none
+            nbl.pointee.retireViews()
         }
         totalOutstanding &-= n
         NDIS.returnToPools(&chain)

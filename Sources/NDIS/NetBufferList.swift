@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One piece of memory behind a NET_BUFFER: an MDL and a NET_BUFFER_SHARED_MEMORY entry in one.
 ///
 /// `address`/`length` are what an MDL says (virtual address, byte count); `sharedMemory`/`offset`
@@ -128,6 +130,9 @@ struct NBLStorage {
     /// returns are accounted and recycled there. Set once per pool; fills padding before `poolID`.
     @usableFromInline var lane: UInt8
     @usableFromInline var poolID: UInt16
+    /// Bumped whenever the NBL leaves the hands of whoever holds views of it (returned, sent,
+    /// freed, a RESOURCES indication over): a `NetBufferList` view made before reads as stale.
+    @usableFromInline var generation: UInt32
     @usableFromInline var info: NetBufferListInfo
     /// MiniportReserved: the miniport's scratch words.
     @usableFromInline var miniportReserved: (UInt64, UInt64)
@@ -150,6 +155,7 @@ struct NBLStorage {
         owner = .pool
         lane = 0
         self.poolID = poolID
+        generation = 0
         info = NetBufferListInfo()
         miniportReserved = (0, 0)
         protocolReserved = (0, 0)
@@ -166,18 +172,38 @@ public let maximumSegmentsPerNetBuffer = 6
 
 /// A view of one NET_BUFFER_LIST (and its NET_BUFFER) inside a chain you hold.
 ///
-/// It is valid while the chain that contains it is owned by you; do not keep it after returning
-/// the chain. It is a pointer-sized struct: reading or writing its fields costs no allocation and
+/// It is valid while the chain that contains it is owned by you (or, for a RESOURCES indication,
+/// during the call). Swift cannot tie a copyable view's lifetime to the chain without making every
+/// closure and collection of views non-escapable, so the rule is checked at run time: each view
+/// carries the NBL's generation from when it was made, and the NBL's generation moves on when it
+/// leaves your hands (returned, sent, freed, the RESOURCES call over). Reading frame data or
+/// per-packet information through a view made before that is a stale access: debug builds trap at
+/// it, release builds count it (`NetBufferListViews.staleAccesses`) and read nothing (no bytes,
+/// empty info, an empty segment). Two words: reading or writing its fields costs no allocation and
 /// no reference counting.
 public struct NetBufferList {
     @usableFromInline let storage: UnsafeMutablePointer<NBLStorage>
+    /// The NBL's generation when this view was made.
+    @usableFromInline let generation: UInt32
 
     @inlinable
-    init(_ storage: UnsafeMutablePointer<NBLStorage>) { self.storage = storage }
+    init(_ storage: UnsafeMutablePointer<NBLStorage>) {
+        self.storage = storage
+        generation = storage.pointee.generation
+    }
+
+    /// False (after trapping in debug builds, counting in release builds) if the NBL left the
+    /// holder's hands since this view was made.
+    @inlinable @inline(__always)
+    var isCurrent: Bool {
+        if _fastPath(storage.pointee.generation == generation) { return true }
+        NetBufferListViews.staleAccess()
+        return false
+    }
 
     /// Per-packet information.
     @inlinable public var info: NetBufferListInfo {
-        get { storage.pointee.info }
+        get { isCurrent ? storage.pointee.info : NetBufferListInfo() }
         nonmutating set { storage.pointee.info = newValue }
     }
     /// Who indicated it; NDIS returns it there.
@@ -212,6 +238,7 @@ public struct NetBufferList {
     /// Segment `index` (NET_BUFFER_SHARED_MEM_NEXT_SEGMENT walks the same list).
     @inlinable public func segment(_ index: Int) -> BufferSegment {
         precondition(index >= 0 && index < segmentCount, "segment index \(index) out of 0..<\(segmentCount)")
+        guard isCurrent else { return .empty }
         return storage.pointee.segments[index]
     }
 
@@ -322,7 +349,7 @@ public struct NetBufferList {
     @inlinable
     public func withContiguousData<R>(length: Int, scratch: UnsafeMutableRawBufferPointer?,
                                       _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R? {
-        guard length >= 0, length <= dataLength else { return nil }
+        guard length >= 0, length <= dataLength, isCurrent else { return nil }
         let (index, offset) = currentSegment
         if index < segmentCount {
             let seg = storage.pointee.segments[index]
@@ -342,7 +369,7 @@ public struct NetBufferList {
     @inlinable
     @discardableResult
     public func copyData(into destination: UnsafeMutableRawBufferPointer, from start: Int = 0, count: Int? = nil) -> Int {
-        guard start >= 0, start < dataLength else { return 0 }
+        guard start >= 0, start < dataLength, isCurrent else { return 0 }
         let want = min(count ?? dataLength, dataLength - start, destination.count)
         guard want > 0, let dst = destination.baseAddress else { return 0 }
         var (index, offset) = currentSegment
@@ -385,7 +412,7 @@ public struct NetBufferList {
     /// Reads the byte at data position `index`, or nil past the end.
     @inlinable
     public func byte(at index: Int) -> UInt8? {
-        guard index >= 0, index < dataLength else { return nil }
+        guard index >= 0, index < dataLength, isCurrent else { return nil }
         var (seg, offset) = currentSegment
         var remaining = index
         while seg < segmentCount {
@@ -404,4 +431,31 @@ public struct NetBufferList {
 
     /// Identity, for tests and debugging (two views of the same NBL compare equal).
     public var identity: UInt { UInt(bitPattern: storage) }
+}
+
+/// Stale `NetBufferList` views (see `NetBufferList`): trapped in debug builds, counted in release builds.
+public enum NetBufferListViews {
+    static let stale = Atomic<Int>(0)
+    /// Reads through views of NBLs that had left the reader's hands (release builds; and debug
+    /// builds with `trapsDisabledForTesting`).
+    public static var staleAccesses: Int { stale.load(ordering: .relaxed) }
+
+    @usableFromInline
+    static func staleAccess() {
+        #if DEBUG
+        if !trapsDisabledForTesting {
+            fatalError("NetBufferList view used after its NBL left your hands (returned, sent, freed, or a RESOURCES indication that is over): keep the chain, not views of it")
+        }
+        #endif
+        stale.add(1, ordering: .relaxed)
+    }
+
+    /// Debug builds trap on a stale view; tests of the release-build path switch that off.
+    nonisolated(unsafe) public static var trapsDisabledForTesting = false
+}
+
+extension NBLStorage {
+    /// The NBL leaves the hands of its holder: views made until now are stale.
+    @inlinable @inline(__always)
+    mutating func retireViews() { generation &+= 1 }
 }

@@ -169,6 +169,7 @@ public final class NetBufferListPool {
         while let nbl = p {
             if nbl.pointee.poolID != id || nbl < first || nbl >= end { break }
             nbl.pointee.owner = .pool
+            nbl.pointee.retireViews()
             mine &+= 1
             p = nbl.pointee.next
         }
@@ -193,6 +194,7 @@ public final class NetBufferListPool {
                 continue
             }
             nbl.pointee.owner = .pool
+            nbl.pointee.retireViews()
             nbl.pointee.next = head
             head = nbl
             returned &+= 1

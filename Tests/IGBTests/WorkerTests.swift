@@ -3,6 +3,7 @@ import Glibc
 import IGB
 import IGBModel
 import NDIS
+import Foundation
 import Synchronization
 import Testing
 
@@ -12,13 +13,38 @@ final class ThreadRecorder: ProtocolDriver, @unchecked Sendable {
     struct Seen: Sendable { var queue: UInt16; var thread: Int; var cpu: Int }
     let seen = Mutex<[Seen]>([])
     var binding: Binding?
+    /// When set, chains are kept for another thread to return (takeHeld) instead of returned at once.
+    nonisolated(unsafe) var holdForReturner = false
+    /// Set when the returner thread may stop (once nothing is held).
+    let returnerDone = Atomic<Bool>(false)
+    private let heldLock = NSLock()
+    private var heldChain = NetBufferListChain()
 
     func bindingOpened(_ binding: Binding) { self.binding = binding }
 
     func receiveNetBufferLists(_ chain: consuming NetBufferListChain, binding: Binding, queue: ReceiveQueueID, count: Int, flags: ReceiveFlags) {
         let me = Seen(queue: queue.rawValue, thread: IGBReceiveWorkerProbe.threadID(), cpu: IGBReceiveWorkerProbe.cpu())
         seen.withLock { for _ in 0..<count { $0.append(me) } }
-        binding.returnNetBufferLists(chain)
+        if holdForReturner {
+            heldLock.lock()
+            heldChain.append(chain)
+            heldLock.unlock()
+        } else {
+            binding.returnNetBufferLists(chain)
+        }
+    }
+
+    var heldCount: Int {
+        heldLock.lock()
+        defer { heldLock.unlock() }
+        return heldChain.count
+    }
+    func takeHeld() -> NetBufferListChain {
+        var out = NetBufferListChain()
+        heldLock.lock()
+        swap(&out, &heldChain)
+        heldLock.unlock()
+        return out
     }
 
     func sendNetBufferListsComplete(_ chain: consuming NetBufferListChain, binding: Binding) {
@@ -167,6 +193,38 @@ func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(worker.pinningProblem?.contains("4000") == true)
         bench.model.inject(Frames.udp(to: Self.macB, payload: Frames.payload(40)))
         #expect(eventually { recorder.count == 1 })
+        halt(bench)
+    }
+
+    /// For ThreadSanitizer (Tests/run's TSan step) as much as for the counts: both workers indicate
+    /// while a third thread returns every chain (the lock-free return path into each lane), and the
+    /// test thread reads statistics meanwhile.
+    @Test func chainsReturnedFromAnotherThreadWhileTheWorkersIndicateAllComeBack() throws {
+        let (bench, recorder) = try makeBench()
+        recorder.holdForReturner = true
+        let q = try allocateQueue(recorder, affinity: [1])
+        nonisolated(unsafe) let binding = try #require(recorder.binding)
+        let returner = Thread {
+            while !recorder.returnerDone.load(ordering: .acquiring) || recorder.heldCount > 0 {
+                let chain = recorder.takeHeld()
+                if chain.isEmpty { usleep(100) }
+                binding.returnNetBufferLists(chain)
+            }
+        }
+        returner.start()
+        for burst in 0..<10 {
+            for i in 0..<8 {
+                bench.model.inject(Frames.udp(to: bench.address, sourcePort: UInt16(burst * 8 + i), payload: Frames.payload(40)))
+                bench.model.inject(Frames.udp(to: Self.macB, sourcePort: UInt16(burst * 8 + i), payload: Frames.payload(40)))
+            }
+            _ = try binding.request(.statistics)
+            #expect(eventually { recorder.count == 16 * (burst + 1) }, "frames seen: \(recorder.count)")
+        }
+        recorder.returnerDone.store(true, ordering: .releasing)
+        #expect(eventually { recorder.heldCount == 0 && bench.adapter.outstandingNetBufferLists == 0 },
+                "outstanding after the returner: \(bench.adapter.outstandingNetBufferLists)")
+        while !returner.isFinished { usleep(1000) }
+        #expect(recorder.frames(on: q.rawValue).count == 80)
         halt(bench)
     }
 }

@@ -251,5 +251,75 @@ class DifferentialTests(unittest.TestCase):
                                     "52:54:00:00:00:01", "--out", "/mo", "--queue", "02:00:00:00:00:0a/5", "--lookahead", "128"])
 
 
+class QMPTests(unittest.TestCase):
+    """ctx.qmp / set_link / device_del against a stand-in QMP server on a unix socket."""
+
+    def serve(self, replies):
+        import json, socket, tempfile, threading
+        d = tempfile.mkdtemp(prefix="miniport-qmp-")
+        path = os.path.join(d, "qmp.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(4)
+        self.seen = []
+
+        def loop():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                f = c.makefile("rwb")
+                f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n'); f.flush()
+                for line in f:
+                    msg = json.loads(line)
+                    self.seen.append(msg)
+                    for r in replies(msg):
+                        f.write(json.dumps(r).encode() + b"\n")
+                    f.flush()
+                c.close()
+        threading.Thread(target=loop, daemon=True).start()
+        self.addCleanup(srv.close)
+        return path
+
+    def context(self, path):
+        s = testbed.Scenario("x", testbed.NIC_BY_NAME["igb-b"], "pass", 10, None, "true", 1)
+        out = tempfile.mkdtemp(prefix="miniport-qmp-out-")
+        return testbed.Context(s, out, {}, {}, qmp_socket=path)
+
+    def test_set_link_names_the_nic_device_and_device_del_waits_for_its_event(self):
+        def replies(msg):
+            yield {"return": {}}
+            if msg["execute"] == "device_del":
+                yield {"event": "DEVICE_DELETED", "data": {"device": msg["arguments"]["id"]}}
+        ctx = self.context(self.serve(replies))
+        ctx.set_link(False)
+        ctx.device_del()
+        ctx.device_add()
+        cmds = [(m["execute"], m.get("arguments")) for m in self.seen if m["execute"] != "qmp_capabilities"]
+        self.assertEqual(cmds[0], ("set_link", {"name": "nic-igb-b", "up": False}))
+        self.assertEqual(cmds[1], ("device_del", {"id": "nic-igb-b"}))
+        self.assertEqual(cmds[2][0], "device_add")
+        self.assertEqual(cmds[2][1]["id"], "nic-igb-b")
+        self.assertEqual(cmds[2][1]["bus"], "rp5")
+        self.assertEqual(cmds[2][1]["netdev"], "hub-igb-b")
+
+    def test_a_qemu_error_is_a_failure_naming_it(self):
+        def replies(msg):
+            if msg["execute"] == "qmp_capabilities":
+                yield {"return": {}}
+            else:
+                yield {"error": {"class": "DeviceNotFound", "desc": "Device 'nic-igb-b' not found"}}
+        ctx = self.context(self.serve(replies))
+        with self.assertRaisesRegex(testbed.Failure, "DeviceNotFound"):
+            ctx.set_link(True)
+
+    def test_every_nic_device_has_the_id_device_del_uses_and_qemu_has_a_monitor(self):
+        opts = testbed.qemu_options("/S")
+        self.assertIn("unix:/S/qmp.sock,server=on,wait=off", opts)
+        for n in testbed.NICS:
+            self.assertTrue(any(o.startswith(f"{n.model},id=nic-{n.name},") for o in opts), n.name)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -61,9 +61,16 @@ PORTS = ["igb0", "e1000e0", "virtio0", "link"]
 HUB_ID = 1
 
 
+def qmp_path(sock_dir):
+    """The QMP monitor socket of the guest's QEMU (host scripts: ctx.qmp, ctx.set_link, ctx.device_del)."""
+    return f"{sock_dir}/qmp.sock"
+
+
 def qemu_options(sock_dir, dump_dir=None):
     """The -machine/-device/-netdev options for the guest (appended to what vng passes)."""
     o = ["-machine", "q35,kernel-irqchip=split",
+         # a QMP monitor for the fault scenarios (set_link, device_del/device_add)
+         "-qmp", f"unix:{qmp_path(sock_dir)},server=on,wait=off",
          # vng passes -cpu max; without SVM/VMX the guest's udev does not try to load kvm (seconds under TCG)
          "-cpu", "max,svm=off,vmx=off",
          # before the NICs; caching-mode lets the guest's vfio map DMA through the vIOMMU
@@ -88,8 +95,91 @@ def qemu_options(sock_dir, dump_dir=None):
         netdev = f"hub-{n.name}" if n.port in ("link", "none") else f"sock-{n.port}"
         opts = f",{n.options}" if n.options else ""
         where = f"bus={n.bus},addr=0x{int(n.address[-4:-2], 16):x}.0" if n.bus else f"bus=rp{n.root_port},addr=0.0"
-        o += ["-device", f"{n.model},netdev={netdev},{where},mac={n.mac}{opts}"]
+        o += ["-device", f"{n.model},id={device_id(n)},netdev={netdev},{where},mac={n.mac}{opts}"]
     return o
+
+
+def device_id(nic):
+    """The QEMU device id of a NIC (for device_del / device_add), `nic-<name>`."""
+    return f"nic-{nic.name}"
+
+
+def device_add_arguments(nic, sock_dir=None):
+    """The device_add arguments that put a removed NIC back where it was."""
+    netdev = f"hub-{nic.name}" if nic.port in ("link", "none") else f"sock-{nic.port}"
+    args = {"driver": nic.model, "id": device_id(nic), "netdev": netdev, "mac": nic.mac}
+    if nic.bus:
+        args.update(bus=nic.bus, addr=f"0x{int(nic.address[-4:-2], 16):x}.0")
+    else:
+        args.update(bus=f"rp{nic.root_port}", addr="0.0")
+    for kv in filter(None, nic.options.split(",")):
+        k, v = kv.split("=", 1)
+        args[k] = v
+    return args
+
+
+class QMP:
+    """A minimal QMP client (QEMU Machine Protocol: JSON lines over a unix socket)."""
+
+    def __init__(self, path, timeout=10.0):
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buffer = b""
+        self.events = []
+        greeting = self._read()
+        if "QMP" not in greeting:
+            raise Failure(f"QMP at {path} did not greet: {greeting}")
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        import json
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise Failure("QMP closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, command, **arguments):
+        """Runs a command; returns its "return" value, or raises Failure naming QEMU's error."""
+        import json
+        msg = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r:
+                raise Failure(f"QMP {command} {arguments}: {r['error'].get('class')}: {r['error'].get('desc')}")
+            return r.get("return")
+
+    def wait_event(self, name, timeout=30.0):
+        """Waits for an asynchronous event (e.g. DEVICE_DELETED); returns it or raises Failure."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if e["event"] == name:
+                    self.events.remove(e)
+                    return e
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure(f"QMP: no {name} event within {timeout:.0f} s")
+            self.sock.settimeout(left)
+            try:
+                r = self._read()
+            except OSError:
+                continue
+            if "event" in r:
+                self.events.append(r)
+
+    def close(self):
+        self.sock.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +267,7 @@ class Context:
     ports: dict
     marks: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    qmp_socket: str = None  # the guest QEMU's QMP monitor (testbed.qmp_path)
 
     @property
     def nic(self):
@@ -251,6 +342,41 @@ class Context:
             code = json.load(f)["code"]
         self.log(f"guest exited with {code}")
         return code
+
+    def qmp(self, command, **arguments):
+        """Runs one QMP command on the guest's QEMU; returns its result (Failure on an error)."""
+        if not self.qmp_socket:
+            raise Failure("this run has no QMP monitor (Context.qmp_socket unset)")
+        q = QMP(self.qmp_socket)
+        try:
+            r = q.execute(command, **arguments)
+        finally:
+            q.close()
+        self.log(f"qmp {command} {arguments}: ok")
+        return r
+
+    def set_link(self, up, nic=None):
+        """Cable in (up=True) or out for a NIC (default: the scenario's), as QEMU's set_link."""
+        n = nic or self.nic
+        return self.qmp("set_link", name=device_id(n), up=bool(up))
+
+    def device_del(self, nic=None, wait=30.0):
+        """Hot-unplugs a NIC (the guest gets a removal request); waits for DEVICE_DELETED if wait."""
+        n = nic or self.nic
+        q = QMP(self.qmp_socket)
+        try:
+            q.execute("device_del", id=device_id(n))
+            self.log(f"qmp device_del {device_id(n)}: requested")
+            if wait:
+                q.wait_event("DEVICE_DELETED", wait)
+                self.log(f"qmp DEVICE_DELETED {device_id(n)}")
+        finally:
+            q.close()
+
+    def device_add(self, nic=None):
+        """Puts a removed NIC back where it was (same id, bus, MAC, netdev)."""
+        n = nic or self.nic
+        return self.qmp("device_add", **device_add_arguments(n))
 
     def guest_json(self, name):
         """The guest's JSON result file `name` in the scenario directory (fails if absent or broken)."""

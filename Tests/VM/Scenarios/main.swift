@@ -12,6 +12,7 @@ struct VMScenarios: ParsableCommand {
             IGBTransmit.self,
             IGBPair.self,
             IGBPacketFilter.self,
+            FaultSoak.self,
         ]
     )
 }
