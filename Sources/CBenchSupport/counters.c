@@ -19,7 +19,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#if defined(__GLIBC__)
+/* Under a sanitizer the runtime owns malloc: an interposer would hide the heap from ASan, and TSan's
+ * start-up calls malloc (through dlsym) before it can run instrumented code, so an interposer built
+ * with -sanitize=thread segfaults every process at start (Docs/TESTBED.md "Sanitizers"). */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define MINIPORT_SANITIZED 1
+#endif
+#endif
+
+#if defined(__GLIBC__) && !defined(MINIPORT_SANITIZED)
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
