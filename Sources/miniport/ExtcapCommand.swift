@@ -202,8 +202,8 @@ struct Extcap: ParsableCommand {
         guard traffic == "mix" || traffic == "none" else {
             throw CLIError.input(.missing("--traffic '\(traffic)' is not a traffic choice: use mix or none"))
         }
-        // Wireshark closing the fifo must end the capture with EPIPE, not kill it with SIGPIPE.
-        ignoreWriteSignals()
+        // Wireshark closing the fifo ends the capture with EPIPE, not SIGPIPE: main() ignores it for
+        // the whole process (ignoreWriteSignals), extcap included.
         let opened: OpenedAdapter
         switch target {
         case let .model(nic): opened = try AdapterFactory.open(device: nil, model: true, nic: nic, logger: logger)
