@@ -36,7 +36,7 @@ enum ParserFuzz {
             if normal != m.description { f.append("--mac accepted '\(text)' for \(m): not six hex pairs") }
             return f
         } catch {
-            return error.description.contains(text) ? [] : ["bad-MAC message does not name the text: \(error)"]
+            return names(error.description, text) ? [] : ["bad-MAC message does not name the text: \(error)"]
         }
     }
 
@@ -46,8 +46,15 @@ enum ParserFuzz {
             guard (1...4094).contains(v) else { return ["--vlan accepted '\(text)' as \(v), outside 1...4094"] }
             return UInt16(text) == v ? [] : ["--vlan read '\(text)' as \(v)"]
         } catch {
-            return error.description.contains(text) ? [] : ["bad-VLAN message does not name the text: \(error)"]
+            return names(error.description, text) ? [] : ["bad-VLAN message does not name the text: \(error)"]
         }
+    }
+
+    /// Whether a refusal's message quotes the text, compared byte for byte: a combining mark at the
+    /// start of the text joins the quote before it into one Character, so `String.contains` (which
+    /// compares Characters) missed it (CI finding: bytes d9 9e 0b).
+    static func names(_ message: String, _ text: String) -> Bool {
+        text.isEmpty || Array(message.utf8).firstRange(of: Array(text.utf8)) != nil
     }
 
     static func ipv4(_ text: String) -> FuzzFindings {
@@ -67,7 +74,7 @@ enum ParserFuzz {
             if lower != a.description && "0000:" + lower != a.description { f.append("PCI address accepted '\(text)' as \(a)") }
             return f
         } catch {
-            return "\(error)".contains(text) ? [] : ["bad-PCI-address message does not name the text: \(error)"]
+            return names("\(error)", text) ? [] : ["bad-PCI-address message does not name the text: \(error)"]
         }
     }
 
